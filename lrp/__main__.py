@@ -1,0 +1,3 @@
+from lrp.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""`--device`, `--precision` and weights loading, shared by every model command.
+
+Imports torch, so only commands that run models import this module (inside the command).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from lrp.errors import LrpError, UsageError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in DTYPES:
+        raise UsageError(f"--precision {precision!r}: expected one of {', '.join(DTYPES)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise UsageError("--precision fp16 needs CUDA; use bf16 on the CPU")
+    return DTYPES[precision]
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("LRP_WEIGHTS") or Path.home() / ".cache" / "lrp" / "weights")
+
+
+def weights_path(spec, override: str | os.PathLike | None = None) -> Path:
+    """The .safetensors file for a registry entry, or a clear error saying how to get it."""
+    if override is not None:
+        path = Path(override)
+        if not path.is_file():
+            raise LrpError(f"--weights {path}: no such file")
+        return path
+    if spec.weights is None:
+        raise LrpError(f"model {spec.name} has no weights")
+    path = weights_dir() / spec.weights.file
+    if not path.is_file():
+        raise LrpError(f"weights for {spec.name} not found at {path}; get them with: {spec.weights.source}")
+    return path
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise LrpError(f"{path}: models load only .safetensors files (convert with `lrp weights convert`)")
+    try:
+        return load_file(str(path))
+    except (SafetensorsError, OSError, ValueError) as e:
+        raise LrpError(f"{path}: not a readable safetensors file: {e}") from None
+
+
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> torch.nn.Module:
+    """Strict load with a one-line error listing a few missing/unexpected keys or bad shapes."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise LrpError(f"{name}: weights do not fit this architecture: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return model

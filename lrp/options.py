@@ -1,0 +1,79 @@
+"""Options shared by the subcommands (DESIGN.md section 2), as typer annotations.
+
+Declaring them once keeps names, short flags and help texts identical across commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lrp.errors import LrpError
+
+Input = Annotated[
+    Optional[str],
+    typer.Argument(
+        help="Input document (COCO or lrp JSON); '-' or nothing reads stdin. "
+        "On a terminal with no input, head-of-pipeline commands use the embedded sample.",
+        show_default=False,
+    ),
+]
+Images = Annotated[
+    Optional[Path],
+    typer.Option("--images", help="Image folder of a plain COCO file (its file_names are relative to it).", show_default=False),
+]
+Output = Annotated[
+    Optional[Path],
+    typer.Option("-o", "--output", help="Write the document to FILE atomically instead of stdout.", show_default=False),
+]
+OutDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--out-dir",
+        help="Folder for the images this step writes (default: lrp-runs/<command>-<hash>/, resumable).",
+        show_default=False,
+    ),
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or summaries on stderr.")]
+KeepGoing = Annotated[
+    bool, typer.Option("--keep-going", help="Skip images that fail, list every failure, still exit 1.")
+]
+Workers = Annotated[
+    Optional[int], typer.Option("--workers", min=1, help="Threads for decoding and encoding images.", show_default=False)
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (fp16 on CUDA only).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images (or crops) per forward pass.")]
+Model = Annotated[str, typer.Option("--model", help="Model name from the registry (see `lrp weights list`).")]
+Weights = Annotated[
+    Optional[Path],
+    typer.Option("--weights", help="A .safetensors file to use instead of the registry's.", show_default=False),
+]
+
+
+def step(name: str):
+    """Turn LrpError into `lrp NAME: error: ...` on stderr and its exit code (tracebacks with --debug)."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except LrpError as e:
+                if os.environ.get("LRP_DEBUG"):
+                    raise
+                print(f"lrp {name}: error: {e}", file=sys.stderr)
+                raise typer.Exit(e.exit_code) from None
+            except KeyboardInterrupt:
+                print(f"lrp {name}: interrupted", file=sys.stderr)
+                raise typer.Exit(130) from None
+
+        return run
+
+    return wrap
