@@ -94,6 +94,7 @@ def _is_terminal(stream) -> bool:
 def adopt(data: Any, name: str, *, images: str | os.PathLike | None = None) -> dict:
     """Check a parsed JSON value and give it an `lrp` block if it is a plain COCO dataset."""
     check_coco(data, name)
+    check_document(data, name)
     doc = data
     if "lrp" not in doc or not isinstance(doc.get("lrp"), dict):
         if images is None:
@@ -129,7 +130,6 @@ def adopt(data: Any, name: str, *, images: str | os.PathLike | None = None) -> d
             meta = img.setdefault("lrp", {})
             meta.setdefault("origin", {"file_name": img["file_name"], "width": img["width"], "height": img["height"]})
             meta.setdefault("xform", list(IDENTITY))
-    check_document(doc, name)
     return doc
 
 

@@ -1,0 +1,380 @@
+"""The pycocotools layer shared by `lrp evaluate` and `lrp bucket` (DESIGN.md section 4).
+
+pycocotools is the reference, so we never re-implement matching or accumulation: every number
+comes from a `COCOeval` run on the document's own ground truth and results. What we add:
+
+- person category only, results taken from `lrp.detections` (bbox, segm) and `lrp.poses`
+  (keypoints), or the ground truth itself as an oracle (`--oracle`);
+- size groups from another frame (the paper's rule): `SizeFrameCOCOeval` lets a person keep the
+  S/M/L group or bucket that their area had in a low-resolution frame, while IoU and OKS, which
+  are computed before `evaluateImg`, still use the evaluated frame's own areas;
+- `summarize_range`, pycocotools' own `summarize` formula for any area range, so that buckets
+  can be passed all at once as `params.areaRng`;
+- bootstrap resampling of images over pycocotools' own `accumulate`.
+
+pycocotools prints progress to stdout; it is redirected so that stdout carries only our table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from lrp.document import person_category_id
+from lrp.errors import LrpError
+
+TASKS = ("bbox", "segm", "keypoints")
+
+TASK_TITLES = {
+    "bbox": "Person detection (bbox)",
+    "segm": "Person segmentation (segm)",
+    "keypoints": "Keypoints (OKS)",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One entry of pycocotools' `summarize`: AP or AR, IoU threshold, area label, maxDets index."""
+
+    name: str
+    ap: bool
+    iou: float | None
+    area: str
+    max_dets_index: int
+
+
+# Exactly pycocotools' `_summarizeDets` / `_summarizeKps`, in the order of `E.stats`.
+DET_METRICS = (
+    Metric("AP", True, None, "all", 2),
+    Metric("AP50", True, 0.5, "all", 2),
+    Metric("AP75", True, 0.75, "all", 2),
+    Metric("AP_S", True, None, "small", 2),
+    Metric("AP_M", True, None, "medium", 2),
+    Metric("AP_L", True, None, "large", 2),
+    Metric("AR1", False, None, "all", 0),
+    Metric("AR10", False, None, "all", 1),
+    Metric("AR", False, None, "all", 2),
+    Metric("AR_S", False, None, "small", 2),
+    Metric("AR_M", False, None, "medium", 2),
+    Metric("AR_L", False, None, "large", 2),
+)
+KP_METRICS = (
+    Metric("AP", True, None, "all", 0),
+    Metric("AP50", True, 0.5, "all", 0),
+    Metric("AP75", True, 0.75, "all", 0),
+    Metric("AP_M", True, None, "medium", 0),
+    Metric("AP_L", True, None, "large", 0),
+    Metric("AR", False, None, "all", 0),
+    Metric("AR50", False, 0.5, "all", 0),
+    Metric("AR75", False, 0.75, "all", 0),
+    Metric("AR_M", False, None, "medium", 0),
+    Metric("AR_L", False, None, "large", 0),
+)
+METRICS = {"bbox": DET_METRICS, "segm": DET_METRICS, "keypoints": KP_METRICS}
+
+# The columns of the paper's tables (the rest are in the JSON output).
+PAPER_COLUMNS = {
+    "bbox": ("AP", "AP_S", "AP_M", "AP_L", "AR", "AR_S", "AR_M", "AR_L"),
+    "segm": ("AP", "AP_S", "AP_M", "AP_L", "AR", "AR_S", "AR_M", "AR_L"),
+    "keypoints": ("AP", "AP_M", "AP_L", "AR", "AR_M", "AR_L"),
+}
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """pycocotools prints progress with print(); keep it off our stdout."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# What a document can be evaluated on
+
+
+def results_tasks(doc: dict) -> list[str]:
+    """The tasks that the document's own results support, in TASKS order."""
+    detections = doc["lrp"].get("detections") or []
+    poses = doc["lrp"].get("poses") or []
+    tasks = []
+    if detections:
+        tasks.append("bbox")
+        if all("segmentation" in d for d in detections):
+            tasks.append("segm")
+    if poses:
+        tasks.append("keypoints")
+    return tasks
+
+
+def oracle_tasks(doc: dict) -> list[str]:
+    """The tasks the ground truth can stand in for: boxes always, masks and keypoints if present."""
+    people = _person_gt(doc)
+    tasks = ["bbox"]
+    solid = [a for a in people if not a.get("iscrowd")]
+    if solid and all(a.get("segmentation") for a in solid):
+        tasks.append("segm")
+    if any(a.get("num_keypoints", 0) > 0 and a.get("keypoints") for a in people):
+        tasks.append("keypoints")
+    return tasks
+
+
+def _person_gt(doc: dict) -> list[dict]:
+    cat = person_category_id(doc)
+    return [a for a in doc["annotations"] if a.get("category_id") == cat]
+
+
+def task_results(doc: dict, task: str, oracle: bool = False) -> list[dict]:
+    """A fresh copy of the results list for `task` (loadRes writes ids and areas into it)."""
+    if oracle:
+        return oracle_results(doc, task)
+    key = "poses" if task == "keypoints" else "detections"
+    return copy.deepcopy(doc["lrp"].get(key) or [])
+
+
+def oracle_results(doc: dict, task: str) -> list[dict]:
+    """The ground truth as predictions with score 1: AP must be 1.0 in every frame."""
+    out = []
+    for a in _person_gt(doc):
+        if a.get("iscrowd"):
+            continue
+        if task == "keypoints":
+            if a.get("num_keypoints", 0) > 0 and a.get("keypoints"):
+                out.append({"image_id": a["image_id"], "category_id": a["category_id"],
+                            "keypoints": list(a["keypoints"]), "score": 1.0})
+        else:
+            r = {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]), "score": 1.0}
+            if task == "segm":
+                r["segmentation"] = copy.deepcopy(a["segmentation"])
+            out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Size groups from another frame
+
+
+def image_area_factor(img: dict) -> float:
+    """How much an area in the origin frame grows in this image's frame (sx * sy)."""
+    sx, sy = img["lrp"]["xform"][:2]
+    return float(sx) * float(sy)
+
+
+def frame_scale(doc: dict) -> float:
+    """The frame's linear scale relative to the origin (median of sqrt(sx*sy) over images)."""
+    factors = [image_area_factor(img) for img in doc["images"]]
+    if not factors:
+        raise LrpError("the document has no images")
+    return math.sqrt(float(np.median(factors)))
+
+
+@dataclass
+class SizeFrame:
+    """Areas that decide size groups: GT by annotation id, results by a per-image factor."""
+
+    gt_area: dict  # annotation id -> area in the size frame
+    det_factor: dict  # image id -> (frame sx*sy) / (evaluated sx*sy)
+
+
+def size_frame(evaluated: dict, frame: dict, evaluated_name: str, frame_name: str) -> SizeFrame:
+    """Size areas from `frame` for `evaluated`; both must hold the same images and annotations."""
+    ev_imgs = {img["id"]: img for img in evaluated["images"]}
+    fr_imgs = {img["id"]: img for img in frame["images"]}
+    if set(ev_imgs) != set(fr_imgs):
+        only = sorted(set(ev_imgs) ^ set(fr_imgs))
+        raise LrpError(
+            f"{frame_name}: size frame has different image ids from {evaluated_name} "
+            f"(e.g. {only[0]}); it must be the same dataset in another frame"
+        )
+    ev_anns = {a["id"] for a in evaluated["annotations"]}
+    fr_anns = {a["id"]: a for a in frame["annotations"]}
+    if ev_anns != set(fr_anns):
+        only = sorted(ev_anns ^ set(fr_anns), key=str)
+        raise LrpError(
+            f"{frame_name}: size frame has different annotation ids from {evaluated_name} "
+            f"(e.g. {only[0]}); it must be the same dataset in another frame"
+        )
+    gt_area = {}
+    for aid, a in fr_anns.items():
+        if "area" not in a:
+            raise LrpError(f"{frame_name}: annotation {aid} has no 'area'")
+        gt_area[aid] = a["area"]
+    det_factor = {iid: image_area_factor(fr_imgs[iid]) / image_area_factor(ev_imgs[iid]) for iid in ev_imgs}
+    return SizeFrame(gt_area, det_factor)
+
+
+def _cocoeval_class():
+    from pycocotools.cocoeval import COCOeval
+
+    class SizeFrameCOCOeval(COCOeval):
+        """COCOeval whose area ranges look at areas from another frame.
+
+        `evaluate()` computes every IoU/OKS first (with the evaluated frame's own areas) and
+        only then calls `evaluateImg` per image and area range, the one place where areas
+        decide who is ignored. So we swap the size areas in around that call and back after.
+        """
+
+        sizes: SizeFrame | None = None
+
+        def evaluateImg(self, imgId, catId, aRng, maxDet):
+            if self.sizes is None:
+                return super().evaluateImg(imgId, catId, aRng, maxDet)
+            gts, dts = self._gts[imgId, catId], self._dts[imgId, catId]
+            saved = [(o, o["area"]) for o in (*gts, *dts)]
+            factor = self.sizes.det_factor[imgId]
+            try:
+                for g in gts:
+                    g["area"] = self.sizes.gt_area[g["id"]]
+                for d in dts:
+                    d["area"] = d["area"] * factor
+                return super().evaluateImg(imgId, catId, aRng, maxDet)
+            finally:
+                for o, area in saved:
+                    o["area"] = area
+
+    return SizeFrameCOCOeval
+
+
+# --------------------------------------------------------------------------------------------
+# Running COCOeval
+
+
+def gt_coco(doc: dict, name: str = "document"):
+    """A pycocotools COCO object over a copy of the document's ground truth."""
+    from pycocotools.coco import COCO
+
+    for a in doc["annotations"]:
+        if "area" not in a:
+            raise LrpError(f"{name}: annotation {a['id']} has no 'area'")
+    dataset = {
+        "info": copy.deepcopy(doc.get("info", {})),
+        "images": copy.deepcopy(doc["images"]),
+        "annotations": copy.deepcopy(doc["annotations"]),
+        "categories": copy.deepcopy(doc["categories"]),
+    }
+    coco = COCO()
+    coco.dataset = dataset
+    with quiet_stdout():
+        coco.createIndex()
+    return coco
+
+
+def _check_results(results: list[dict], task: str, name: str) -> None:
+    need = "keypoints" if task == "keypoints" else ("segmentation" if task == "segm" else "bbox")
+    where = "lrp.poses" if task == "keypoints" else "lrp.detections"
+    for i, r in enumerate(results):
+        if need not in r:
+            raise LrpError(f"{name}: {where}[{i}] (image {r.get('image_id')}) has no '{need}'")
+
+
+def run_cocoeval(
+    doc: dict,
+    task: str,
+    *,
+    name: str = "document",
+    area_ranges: Sequence[Sequence[float]] | None = None,
+    area_labels: Sequence[str] | None = None,
+    sizes: SizeFrame | None = None,
+    oracle: bool = False,
+    coco_gt=None,
+):
+    """Evaluate, accumulate (and, with the standard ranges, summarize) one task of one document.
+
+    Returns the COCOeval object; `E.stats` is exactly pycocotools' summary. Without results for
+    the task, returns None.
+    """
+    results = task_results(doc, task, oracle)
+    if not results:
+        return None
+    _check_results(results, task, name)
+    coco_gt = coco_gt if coco_gt is not None else gt_coco(doc, name)
+    cls = _cocoeval_class()
+    with quiet_stdout():
+        coco_dt = coco_gt.loadRes(results)
+        E = cls(coco_gt, coco_dt, task)
+        E.sizes = sizes
+        E.params.catIds = [person_category_id(doc)]
+        if area_ranges is not None:
+            E.params.areaRng = [list(r) for r in area_ranges]
+            E.params.areaRngLbl = list(area_labels) if area_labels is not None else [str(i) for i in range(len(area_ranges))]
+        E.evaluate()
+        E.accumulate()
+        if area_ranges is None:
+            E.summarize()
+    return E
+
+
+def summarize_range(E, *, ap: bool, area_index: int, max_dets: int, iou: float | None = None, eval_result=None) -> float:
+    """pycocotools' `_summarize` for one area range: the mean over defined entries, or -1."""
+    p = E.params
+    ev = eval_result if eval_result is not None else E.eval
+    m = p.maxDets.index(max_dets)
+    s = ev["precision"] if ap else ev["recall"]
+    if iou is not None:
+        s = s[np.where(iou == p.iouThrs)[0]]
+    s = s[:, :, :, area_index, m] if ap else s[:, :, area_index, m]
+    defined = s[s > -1]
+    return -1 if len(defined) == 0 else float(np.mean(defined))
+
+
+def metric_values(E, task: str, eval_result=None) -> dict[str, float]:
+    """All of pycocotools' summary metrics by name (-1 where undefined), from E.eval."""
+    p = E.params
+    out = {}
+    for m in METRICS[task]:
+        area_index = p.areaRngLbl.index(m.area)
+        out[m.name] = summarize_range(
+            E, ap=m.ap, area_index=area_index, max_dets=p.maxDets[m.max_dets_index], iou=m.iou, eval_result=eval_result
+        )
+    return out
+
+
+def defined(value: float) -> float | None:
+    """pycocotools' -1 ("no people in this range") as None."""
+    return None if value is None or value < 0 else float(value)
+
+
+def main_max_dets(E) -> int:
+    """maxDets of the headline AP/AR: 100 for boxes and masks, 20 for keypoints."""
+    return E.params.maxDets[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap over images
+
+
+def bootstrap_evals(E, n: int, rng: np.random.Generator, draws: np.ndarray | None = None):
+    """Yield `E.eval`-like results for `n` resamplings (with replacement) of the images.
+
+    Uses pycocotools' own `accumulate` over a re-ordered copy of the per-image results, so each
+    replicate is what COCOeval would say on a dataset made of the drawn images. `draws` (n x I
+    indices into the sorted image ids) lets several documents share the same resamplings
+    (a paired bootstrap for percentage changes).
+    """
+    p = E._paramsEval
+    img_ids = list(p.imgIds)
+    n_img = len(img_ids)
+    n_cat = len(p.catIds) if p.useCats else 1
+    n_area = len(p.areaRng)
+    if draws is None:
+        draws = rng.integers(0, n_img, size=(n, n_img))
+    saved_imgs, saved_pe, saved_params, saved_eval = E.evalImgs, E._paramsEval, E.params, E.eval
+    try:
+        for draw in draws:
+            order = [k * n_area * n_img + a * n_img + i for k in range(n_cat) for a in range(n_area) for i in draw]
+            pe = copy.copy(saved_pe)
+            pe.imgIds = [img_ids[i] for i in draw]
+            params = copy.copy(saved_params)
+            params.imgIds = pe.imgIds
+            params.catIds = list(saved_params.catIds)
+            E.evalImgs = [saved_imgs[j] for j in order]
+            E._paramsEval = pe
+            with quiet_stdout():
+                E.accumulate(params)
+            yield E.eval
+    finally:
+        E.evalImgs, E._paramsEval, E.params, E.eval = saved_imgs, saved_pe, saved_params, saved_eval

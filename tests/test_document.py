@@ -1,0 +1,119 @@
+"""The stream document: reading, adopting plain COCO, validation errors, atomic writing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from lrp import document as d
+from lrp.errors import LrpError, UsageError
+
+
+def _coco():
+    return {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 8}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4.0, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+
+
+def test_plain_coco_is_adopted_with_identity_frame(tmp_path):
+    doc = d.adopt(_coco(), "x.json", images=tmp_path)
+    assert doc["lrp"]["schema"] == "lrp/1"
+    assert doc["lrp"]["image_root"] == str(tmp_path.resolve())
+    assert doc["images"][0]["lrp"] == {"origin": {"file_name": "a.jpg", "width": 10, "height": 8}, "xform": [1.0, 1.0, 0.0, 0.0]}
+    assert doc["lrp"]["detections"] == [] and doc["lrp"]["poses"] == [] and doc["lrp"]["history"] == []
+
+
+def test_plain_coco_without_images_is_a_usage_error():
+    with pytest.raises(UsageError, match="needs --images"):
+        d.adopt(_coco(), "x.json")
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["images"].append(dict(c["images"][0])), "duplicate image id 1"),
+        (lambda c: c["annotations"].append(dict(c["annotations"][0])), "duplicate annotation id 5"),
+        (lambda c: c["annotations"][0].update(image_id=99), "annotation 5 refers to unknown image id 99"),
+        (lambda c: c["annotations"][0].update(category_id=3), "annotation 5 refers to unknown category id 3"),
+        (lambda c: c.pop("categories"), "missing key 'categories'"),
+        (lambda c: c.update(images={}), "'images' is not a list"),
+        (lambda c: c["images"][0].pop("width"), r"images\[0\] has no 'width'"),
+        (lambda c: c["images"][0].update(id="1"), "image id '1' is not an integer"),
+        (lambda c: c["images"][0].update(height=0), "image 1: width/height must be positive"),
+    ],
+)
+def test_bad_documents_name_the_culprit(tmp_path, mutate, message):
+    coco = _coco()
+    mutate(coco)
+    with pytest.raises(LrpError, match=message):
+        d.adopt(coco, "x.json", images=tmp_path)
+
+
+def test_results_for_unknown_images_are_rejected(tmp_path):
+    doc = d.adopt(_coco(), "x.json", images=tmp_path)
+    doc["lrp"]["detections"] = [{"image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]
+    with pytest.raises(LrpError, match=r"lrp.detections\[0\] refers to unknown image id 2"):
+        d.check_document(doc, "x.json")
+    results = tmp_path / "res.json"
+    results.write_text(json.dumps([{"image_id": 3, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]))
+    with pytest.raises(LrpError, match="unknown image id 3"):
+        d.load_results(str(results), doc)
+
+
+def test_malformed_and_non_coco_json(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [')
+    with pytest.raises(LrpError, match=r"bad.json: not valid JSON"):
+        d.load_document(str(bad), images=tmp_path)
+    lst = tmp_path / "list.json"
+    lst.write_text("[]")
+    with pytest.raises(LrpError, match="a JSON list"):
+        d.load_document(str(lst), images=tmp_path)
+    with pytest.raises(LrpError, match="no such file"):
+        d.load_document(str(tmp_path / "missing.json"), images=tmp_path)
+
+
+def test_stdin_and_empty_stdin(tmp_path):
+    doc = d.load_document("-", images=tmp_path, stdin=io.StringIO(json.dumps(_coco())))
+    assert doc["images"][0]["id"] == 1
+    with pytest.raises(LrpError, match="empty input"):
+        d.load_document(None, images=tmp_path, stdin=io.StringIO(""))
+
+
+def test_lrp_document_round_trips_through_json(tmp_path):
+    doc = d.adopt(_coco(), "x.json", images=tmp_path)
+    d.add_history(doc, "degrade", {"scale": 0.25, "out": tmp_path})
+    out = tmp_path / "doc.json"
+    d.write_document(doc, out)
+    again = d.load_document(str(out))
+    assert again == json.loads(json.dumps(doc))
+    assert again["lrp"]["history"][0]["args"] == {"scale": 0.25, "out": str(tmp_path)}
+    assert "\n" not in out.read_text().strip()  # compact
+
+
+def test_unknown_schema_is_refused(tmp_path):
+    doc = d.adopt(_coco(), "x.json", images=tmp_path)
+    doc["lrp"]["schema"] = "lrp/99"
+    with pytest.raises(LrpError, match="unknown lrp schema"):
+        d.adopt(doc, "y.json")
+
+
+def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+
+    class Boom(Exception):
+        pass
+
+    def failing_replace(*a, **k):
+        raise Boom()
+
+    monkeypatch.setattr(d.os, "replace", failing_replace)
+    with pytest.raises(Boom):
+        d.atomic_write_text(target, "new content")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
