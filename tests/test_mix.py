@@ -1,0 +1,114 @@
+"""`lrp mix`: the area threshold routes each person to the SR or the original pose."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lrp import geometry as g
+from lrp.document import adopt, derive
+from lrp.errors import LrpError
+from lrp.mix import mix_documents, person_areas, split_images, transfer_detections
+from tests.conftest import run_lrp
+
+
+def _lr_doc(tmp_path):
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 80}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [5, 5, 10, 20], "area": 150.0,
+             "num_keypoints": 1, "keypoints": [10, 10, 2] + [0, 0, 0] * 16},
+            {"id": 11, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [40, 10, 50, 60], "area": 2400.0,
+             "num_keypoints": 1, "keypoints": [60, 30, 2] + [0, 0, 0] * 16},
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    return adopt(coco, "lr.json", images=tmp_path)
+
+
+def _sr_doc(lr):
+    sr = derive(lr)
+    g.reframe_document(sr, {1: (400, 320)}, {1: [4.0, 4.0, 0.0, 0.0]}, {1: "a.png"})
+    # Mask areas in the SR frame: 16x the LR areas of the two people.
+    sr["lrp"]["detections"] = [
+        {"image_id": 1, "category_id": 1, "bbox": [20, 20, 40, 80], "score": 0.9, "area": 150.0 * 16},
+        {"image_id": 1, "category_id": 1, "bbox": [160, 40, 200, 240], "score": 0.8, "area": 2400.0 * 16},
+    ]
+    return sr
+
+
+def _pose(bbox, x, y, tag):
+    return {"image_id": 1, "category_id": 1, "bbox": bbox, "score": 1.0, "keypoints": [x, y, 1.0] * 17, "tag": tag}
+
+
+def _both(tmp_path):
+    lr = _lr_doc(tmp_path)
+    sr = _sr_doc(lr)
+    sr["lrp"]["poses"] = [_pose(d["bbox"], 40.0, 40.0, "sr") for d in sr["lrp"]["detections"]]
+    lr2 = transfer_detections(sr, lr)
+    lr2["lrp"]["poses"] = [_pose(d["bbox"], 11.0, 11.0, "lr") for d in lr2["lrp"]["detections"]]
+    return sr, lr2
+
+
+def test_transfer_maps_detections_back(tmp_path):
+    lr = _lr_doc(tmp_path)
+    sr = _sr_doc(lr)
+    back = transfer_detections(sr, lr)
+    assert [d["bbox"] for d in back["lrp"]["detections"]] == [[5, 5, 10, 20], [40, 10, 50, 60]]
+    assert back["lrp"]["detections"][0]["area"] == pytest.approx(150.0)
+    assert back["images"][0]["width"] == 100
+
+
+def test_areas_are_converted_to_the_lr_frame(tmp_path):
+    sr, lr = _both(tmp_path)
+    areas = person_areas(sr, lr, "detections", "lr")
+    assert areas == {(1, 0): pytest.approx(150.0), (1, 1): pytest.approx(2400.0)}
+    assert person_areas(sr, lr, "detections", "sr")[(1, 0)] == pytest.approx(2400.0)
+    assert person_areas(sr, lr, "box", "lr")[(1, 1)] == pytest.approx(50 * 60)
+    assert person_areas(sr, lr, "gt", "lr")[(1, 1)] == pytest.approx(2400.0)
+
+
+@pytest.mark.parametrize("threshold, sources", [(0, ["lr", "lr"]), (150, ["sr", "lr"]), (2000, ["sr", "lr"]), (2400, ["sr", "sr"])])
+def test_threshold_routes_people(tmp_path, threshold, sources):
+    sr, lr = _both(tmp_path)
+    mixed, counts = mix_documents(sr, lr, threshold)
+    got = sorted(mixed["lrp"]["poses"], key=lambda p: p["bbox"][0])
+    assert [p["lrp_source"] for p in got] == sources
+    for p in got:
+        # every pose ends up in the LR frame: SR keypoints (40, 40) map to (10, 10)
+        assert p["keypoints"][:2] == ([10.0, 10.0] if p["lrp_source"] == "sr" else [11.0, 11.0])
+    assert counts["sr"] + counts["lr"] == 2 and counts["unmatched"] == 0
+    assert mixed["images"] == lr["images"]
+
+
+def test_missing_inputs_are_clear_errors(tmp_path):
+    sr, lr = _both(tmp_path)
+    sr["lrp"]["detections"][0].pop("area")
+    with pytest.raises(LrpError, match="has no mask 'area'"):
+        mix_documents(sr, lr, 3500)
+    lr["lrp"]["poses"] = []
+    with pytest.raises(LrpError, match="LR_DOC has no lrp.poses"):
+        mix_documents(sr, lr, 3500, areas="box")
+
+
+def test_split_is_seeded_and_disjoint():
+    a, b = split_images(range(10), seed=3)
+    assert a.isdisjoint(b) and a | b == set(range(10)) and len(a) == 5
+    assert split_images(range(10), seed=3) == (a, b)
+
+
+def test_cli_mix_and_boxes_only(tmp_path, runner):
+    sr, lr = _both(tmp_path)
+    (tmp_path / "sr.json").write_text(json.dumps(sr))
+    (tmp_path / "lr.json").write_text(json.dumps(lr))
+    result = run_lrp(runner, ["mix", "-q", "--threshold", "3500", str(tmp_path / "sr.json"), str(tmp_path / "lr.json")])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {p["lrp_source"] for p in out["lrp"]["poses"]} == {"sr"}
+    assert out["lrp"]["history"][-1]["command"] == "mix"
+    result = run_lrp(runner, ["mix", "--boxes-only", str(tmp_path / "sr.json"), str(tmp_path / "lr.json")])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["lrp"]["poses"] == []
+    bad = run_lrp(runner, ["mix", "--threshold", "big", str(tmp_path / "sr.json"), str(tmp_path / "lr.json")])
+    assert bad.exit_code == 2 and "--threshold 'big'" in bad.stderr
