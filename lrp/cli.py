@@ -23,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    # Markdown: docstring paragraphs reflow to the terminal, indented examples stay verbatim.
+    rich_markup_mode="markdown",
 )
 
 

@@ -70,10 +70,8 @@ def document_labels(named_docs: list[tuple[str, dict]], overrides: list[str] | N
             raise UsageError(f"--label given {len(overrides)} times for {len(named_docs)} documents")
         return list(overrides)
     labels = [history_label(doc["lrp"].get("history", [])) + (" (oracle)" if oracle else "") for _, doc in named_docs]
-    for i, label in enumerate(labels):
-        if labels.count(label) > 1:
-            labels[i] = f"{label} [{Path(named_docs[i][0]).name}]"
-    return labels
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [f"{label} [{Path(name).name}]" if label in repeated else label for label, (name, _) in zip(labels, named_docs)]
 
 
 def history_text(history: list[dict]) -> str:
@@ -191,17 +189,23 @@ def parse_bars(specs: list[str] | None) -> list[Bar]:
     return bars
 
 
+def bar_task(ev: Evaluation, bar: Bar) -> str:
+    """The task a bar applies to in this document; a usage error if it has no such results."""
+    task = bar.task
+    if task is None:
+        has_kp = "keypoints" in ev.metrics and bar.metric in ev.metrics["keypoints"]
+        task = "keypoints" if has_kp else "bbox"
+    if task not in ev.metrics or bar.metric not in ev.metrics[task]:
+        raise UsageError(f"--fail-under {bar.spec!r}: {ev.name} has no {task}.{bar.metric}")
+    return task
+
+
 def check_bars(evaluations: list[Evaluation], bars: list[Bar]) -> None:
     """Raise BelowBar naming every metric under its bar (an undefined metric fails too)."""
     failures = []
     for ev in evaluations:
         for bar in bars:
-            task = bar.task
-            if task is None:
-                has_kp = "keypoints" in ev.metrics and bar.metric in ev.metrics["keypoints"]
-                task = "keypoints" if has_kp else "bbox"
-            if task not in ev.metrics:
-                raise UsageError(f"--fail-under {bar.spec!r}: {ev.name} has no {task} results")
+            task = bar_task(ev, bar)
             value = ev.metrics[task][bar.metric]
             if value < 0:
                 failures.append(f"{ev.label}: {task}.{bar.metric} is undefined (no people in range), bar {bar.value:g}")
@@ -314,6 +318,29 @@ def csv_records(evaluations: list[Evaluation]) -> tuple[list[str], list[dict]]:
 
 
 # --------------------------------------------------------------------------------------------
+# Options shared with `bucket`
+
+Labels = Annotated[
+    Optional[list[str]],
+    typer.Option("--label", help="Label, once per document in order (default: from its history).", show_default=False),
+]
+Format = Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")]
+Oracle = Annotated[
+    bool, typer.Option("--oracle", help="Use the ground truth as predictions (score 1): a sanity check, AP must be 1.")
+]
+Bootstrap = Annotated[
+    int,
+    typer.Option(
+        "--bootstrap", min=0, help="Resample images N times (paired across documents) for 95% confidence intervals; 0: off."
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
+TableOutput = Annotated[
+    Optional[Path], typer.Option("-o", "--output", help="Write the table to FILE atomically instead of stdout.", show_default=False)
+]
+
+
+# --------------------------------------------------------------------------------------------
 # The command
 
 
@@ -331,11 +358,8 @@ def command(
             show_default=False,
         ),
     ] = None,
-    label: Annotated[
-        Optional[list[str]],
-        typer.Option("--label", help="Row label, once per document in order (default: from the history).", show_default=False),
-    ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")] = "table",
+    label: Labels = None,
+    fmt: Format = "table",
     fail_under: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -345,16 +369,10 @@ def command(
             show_default=False,
         ),
     ] = None,
-    oracle: Annotated[
-        bool, typer.Option("--oracle", help="Use the ground truth as predictions (score 1): a sanity row, AP must be 1.")
-    ] = False,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=0, help="Resample images N times for 95% confidence intervals (0: off).")
-    ] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
-    output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Write the table to FILE atomically instead of stdout.", show_default=False)
-    ] = None,
+    oracle: Oracle = False,
+    bootstrap: Bootstrap = 0,
+    seed: Seed = 0,
+    output: TableOutput = None,
     quiet: Quiet = False,
 ):
     """Print the paper's AP/AR tables (pycocotools COCOeval, person category) for one or more documents.
@@ -381,6 +399,9 @@ def command(
         )
         for (name, doc), lbl in zip(named, labels)
     ]
+    for ev in evaluations:  # a bar naming absent results is a usage error, before any output
+        for bar in bars:
+            bar_task(ev, bar)
     settings = settings_of(evaluations)
     if bootstrap:
         settings["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 0.95, "over": "images"}

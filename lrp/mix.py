@@ -201,8 +201,6 @@ def sweep_thresholds(sr_doc, lr_doc, thresholds, *, areas="detections", area_fra
     The threshold is chosen on the selection split only; the report split is what a paper would
     publish, so no number reported was tuned on the images it is reported on.
     """
-    from lrp.cocoeval import keypoint_ap
-
     sel, rep = split_images([i["id"] for i in lr_doc["images"]], seed)
     if not sel or not rep:
         raise LrpError("--threshold auto needs at least two images (one to choose on, one to report on)")
@@ -212,6 +210,14 @@ def sweep_thresholds(sr_doc, lr_doc, thresholds, *, areas="detections", area_fra
         curve.append({"threshold": t, "selection_AP": keypoint_ap(restrict(mixed, sel)), "report_AP": keypoint_ap(restrict(mixed, rep))})
     best = max(curve, key=lambda r: (r["selection_AP"], -r["threshold"]))
     return best, curve, (sel, rep)
+
+
+def keypoint_ap(doc: dict) -> float:
+    """Keypoint AP of a document's poses (pycocotools), 0 where nothing can be matched."""
+    from lrp.cocoeval import run_cocoeval
+
+    E = run_cocoeval(doc, "keypoints", name="mixed")
+    return max(float(E.stats[0]), 0.0) if E is not None else 0.0
 
 
 def default_thresholds(area_of: dict) -> list[float]:
@@ -249,10 +255,10 @@ def command(
     or below --threshold keep the keypoints estimated on the SR image; larger people take those
     estimated on the original image. A chain:
 
-      lrp detect --model mask-rcnn-r101-fpn sr.json > sr-det.json
-      lrp pose --boxes detections sr-det.json > sr-pose.json
-      lrp mix --boxes-only sr-det.json lr.json | lrp pose --boxes detections > lr-pose.json
-      lrp mix --threshold 3500 sr-pose.json lr-pose.json | lrp evaluate
+        lrp detect --model mask-rcnn-r101-fpn sr.json > sr-det.json
+        lrp pose --boxes detections sr-det.json > sr-pose.json
+        lrp mix --boxes-only sr-det.json lr.json | lrp pose --boxes detections > lr-pose.json
+        lrp mix --threshold 3500 sr-pose.json lr-pose.json | lrp evaluate
 
     --threshold auto sweeps thresholds, chooses one on a seeded half of the images and reports
     it on the other half, with the whole curve (table on stderr, --plot PNG).

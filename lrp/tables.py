@@ -96,7 +96,7 @@ def render_json(data) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def emit(text_or_tables, fmt: str, output=None, *, csv_columns=None, records=None, json_data=None, notes=()) -> None:
+def emit(tables: Sequence[Table], fmt: str, output=None, *, csv_columns=None, records=None, json_data=None, notes=()) -> None:
     """Write the chosen format to stdout, or atomically to `output`."""
     from lrp.document import atomic_write_text
 
@@ -105,14 +105,14 @@ def emit(text_or_tables, fmt: str, output=None, *, csv_columns=None, records=Non
     elif fmt == "csv":
         text = render_csv(csv_columns, records)
     elif fmt == "markdown":
-        text = render_markdown(text_or_tables, notes)
+        text = render_markdown(tables, notes)
     else:
         if output is None:
-            render_terminal(text_or_tables, sys.stdout, notes)
+            render_terminal(tables, sys.stdout, notes)
             sys.stdout.flush()
             return
         buf = io.StringIO()
-        render_terminal(text_or_tables, buf, notes)
+        render_terminal(tables, buf, notes)
         text = buf.getvalue()
     if output is None or str(output) == "-":
         sys.stdout.write(text)

@@ -112,3 +112,35 @@ def test_cli_mix_and_boxes_only(tmp_path, runner):
     assert json.loads(result.stdout)["lrp"]["poses"] == []
     bad = run_lrp(runner, ["mix", "--threshold", "big", str(tmp_path / "sr.json"), str(tmp_path / "lr.json")])
     assert bad.exit_code == 2 and "--threshold 'big'" in bad.stderr
+
+
+def test_auto_threshold_is_chosen_on_the_selection_split_only(tmp_path):
+    from lrp.mix import sweep_thresholds
+
+    # Four images; the SR poses are right for small people only, LR poses right for large ones.
+    lr = _lr_doc(tmp_path)
+    lr["images"] = [dict(lr["images"][0], id=i) for i in range(1, 5)]
+    for img in lr["images"]:
+        img["lrp"] = {"origin": {"file_name": "a.png", "width": 100, "height": 80}, "xform": [1.0, 1.0, 0.0, 0.0]}
+    base = lr["annotations"]
+    lr["annotations"] = [dict(a, id=a["id"] * 10 + i, image_id=i) for i in range(1, 5) for a in base]
+    sr = derive(lr)
+    g.reframe_document(sr, {i: (400, 320) for i in range(1, 5)}, {i: [4.0, 4.0, 0.0, 0.0] for i in range(1, 5)},
+                       {i: "a.png" for i in range(1, 5)})
+    sr["lrp"]["detections"] = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9, "area": a["area"]} for a in sr["annotations"]
+    ]
+    def kp(ann, good, scale):
+        x, y = ann["keypoints"][0], ann["keypoints"][1]
+        off = 0.0 if good else 15.0 * scale
+        return [x + off, y + off, 1.0] + [0.0, 0.0, 0.0] * 16
+    small = {a["id"] for a in sr["annotations"] if a["area"] < 5000}
+    sr["lrp"]["poses"] = [dict(d, keypoints=kp(a, a["id"] in small, 4)) for d, a in zip(sr["lrp"]["detections"], sr["annotations"])]
+    lr2 = transfer_detections(sr, lr)
+    lr2["lrp"]["poses"] = [dict(d, keypoints=kp(a, a["id"] not in small, 1)) for d, a in zip(lr2["lrp"]["detections"], lr["annotations"])]
+    best, curve, (sel, rep) = sweep_thresholds(sr, lr2, [0.0, 150.0, 2400.0])
+    assert sel.isdisjoint(rep) and len(sel) == 2
+    assert best["threshold"] == 150.0  # small people (150 px^2) from SR, large (2400) from LR
+    assert best["selection_AP"] == pytest.approx(1.0) and best["report_AP"] == pytest.approx(1.0)
+    assert [r["threshold"] for r in curve] == [0.0, 150.0, 2400.0]
+    assert curve[0]["selection_AP"] < 1.0 and curve[2]["selection_AP"] < 1.0
