@@ -27,8 +27,10 @@ products: numpy's BLAS releases the GIL, so threads resize several images at onc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
 from typing import Sequence
 
 import numpy as np
@@ -40,7 +42,7 @@ METHODS = ("bicubic", "bilinear", "area", "nearest", "strided")
 
 # Output rows per block of the band-limited product: small enough to skip most zeros, large
 # enough for BLAS to run at speed.
-_BLOCK_ROWS = 64
+_BLOCK_ROWS = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def resize_matrix(in_len: int, out_len: int, scale: float, offset: float = 0.0, 
     return _resize_matrix(int(in_len), int(out_len), float(scale), float(offset), method).copy()
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=8)  # dense and possibly large (x4 upscales); the bands are cached below
 def _resize_matrix(in_len: int, out_len: int, scale: float, offset: float, method: str) -> np.ndarray:
     centres = (np.arange(out_len, dtype=np.float64) + 0.5 - offset) / scale  # 0-based continuous
     if method == "area":
@@ -285,6 +287,49 @@ def _strided(x: np.ndarray, out_size: tuple[int, int], xform: Xform) -> np.ndarr
     rows = mirror_index(np.floor((np.arange(oh) + 0.5 - ty) / sy).astype(np.int64), h)
     cols = mirror_index(np.floor((np.arange(ow) + 0.5 - tx) / sx).astype(np.int64), w)
     return x[rows[:, None], cols[None, :]]
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run numpy's OpenBLAS on one thread inside the block, for image-parallel work.
+
+    We already resize one image per thread; OpenBLAS's own threads on top of that fight over the
+    cores and spin while waiting (on a busy 2-core machine a 5 ms resize took 100 ms). Where
+    numpy's BLAS is not a bundled OpenBLAS we cannot tell, and leave it alone.
+    """
+    controls = _openblas_thread_controls()
+    if controls is None:
+        yield
+        return
+    set_threads, get_threads = controls
+    before = get_threads()
+    set_threads(1)
+    try:
+        yield
+    finally:
+        set_threads(before)
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas_thread_controls():
+    """(set, get) of the OpenBLAS that numpy's wheels bundle (numpy.libs/ or numpy/.dylibs/)."""
+    import ctypes
+    import glob
+
+    base = os.path.dirname(np.__file__)
+    for path in glob.glob(base + ".libs/*openblas*") + glob.glob(os.path.join(base, ".dylibs", "*openblas*")):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+            set_fn = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            get_fn = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            if set_fn is not None and get_fn is not None:
+                set_fn.argtypes, set_fn.restype = [ctypes.c_int], None
+                get_fn.argtypes, get_fn.restype = [], ctypes.c_int
+                return set_fn, get_fn
+    return None
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:

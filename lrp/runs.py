@@ -38,3 +38,33 @@ def resolve_out_dir(command: str, doc: dict, args: dict, out_dir: str | Path | N
         raise UsageError(f"--out-dir {target} is inside the input image folder {source_root}; choose another folder")
     resolved.mkdir(parents=True, exist_ok=True)
     return resolved
+
+
+RUN_MANIFEST = ".lrp-run.json"
+
+
+def claim_out_dir(root: Path, command: str, doc: dict, args: dict) -> bool:
+    """Mark `root` as holding the outputs of one run; True when that run is being resumed.
+
+    A folder named with --out-dir may already hold images from a run with other settings; reusing
+    them would silently mix degradations. So finished outputs are reused only when the folder's
+    manifest names the same command, input and arguments, and a folder holding another run's
+    outputs is refused.
+    """
+    from lrp.document import atomic_write_text
+
+    key = {"command": command, "run": run_hash(command, doc, args)}
+    path = root / RUN_MANIFEST
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != key:
+            raise UsageError(
+                f"--out-dir {root} holds the outputs of another run ({RUN_MANIFEST} differs); "
+                "choose another folder or empty it"
+            )
+        return True
+    atomic_write_text(path, json.dumps(key) + "\n")
+    return False
