@@ -80,7 +80,8 @@ def parallel_map(
 
     items = list(items)
     workers = workers or default_workers()
-    bar = tqdm(total=total or len(items), desc=desc, disable=quiet, leave=False, unit="img")
+    # disable=None: no bar when stderr is not a terminal (logs, CI, Make output stay clean).
+    bar = tqdm(total=total or len(items), desc=desc, disable=True if quiet else None, leave=False, unit="img")
     try:
         if workers <= 1 or len(items) <= 1:
             for item in items:
