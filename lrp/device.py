@@ -57,7 +57,7 @@ def weights_path(spec, override: str | os.PathLike | None = None) -> Path:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -65,7 +65,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise LrpError(f"{path}: models load only .safetensors files (convert with `lrp weights convert`)")
     try:
         return load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError) as e:
         raise LrpError(f"{path}: not a readable safetensors file: {e}") from None
 
 

@@ -39,7 +39,11 @@ def step_label(step: dict) -> str | None:
     if cmd == "superres":
         return f"{args.get('model', 'SR')} x{args.get('scale', 4)}"
     if cmd == "mix":
-        return f"mixed t={args.get('threshold')}"
+        if args.get("boxes_only"):
+            return None  # only moved the SR detections into this frame
+        threshold = args.get("chosen_threshold", args.get("threshold"))
+        source = f" with {args['sr_label']}" if args.get("sr_label") else ""
+        return f"mixed{source} t={threshold}"
     return None
 
 

@@ -269,7 +269,10 @@ def command(
         raise UsageError(f"--area-frame {area_frame!r}: expected lr or sr")
     sr = load_document(sr_doc)
     lr = load_document(lr_doc)
-    args = {"threshold": threshold, "area_frame": area_frame, "areas": areas, "boxes_only": boxes_only, "sr_doc": sr_doc}
+    from lrp.labels import history_label
+
+    args = {"threshold": threshold, "area_frame": area_frame, "areas": areas, "boxes_only": boxes_only, "sr_doc": sr_doc,
+            "sr_label": history_label(sr["lrp"]["history"])}
     if boxes_only:
         out = transfer_detections(sr, lr)
         add_history(out, "mix", args)

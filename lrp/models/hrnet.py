@@ -125,9 +125,13 @@ class HighResolutionModule(nn.Module):
             return xs
         fused = []
         for i, fuse in enumerate(self.fuse_layers):
+            h, w = xs[i].shape[-2:]
             y = xs[0] if i == 0 else fuse[0](xs[0])
             for j in range(1, self.num_branches):
-                y = y + (xs[j] if i == j else fuse[j](xs[j]))
+                # Upsampled maps are cut to the branch's size: the official code needs inputs
+                # divisible by 32; for others (48x64) a coarse cell covers the rows and columns
+                # it came from, top-left aligned like the stride-2 convs. A no-op otherwise.
+                y = y + (xs[j] if i == j else fuse[j](xs[j])[..., :h, :w])
             fused.append(self.relu(y))
         return fused
 
@@ -137,6 +141,7 @@ class PoseHighResolutionNet(nn.Module):
 
     `stage_modules`, `stage_blocks` and `layer1_blocks` default to the official COCO configs
     (`w32_256x192_adam_lr1e-3.yaml` and friends); tests shrink them to run in milliseconds.
+    Input: ImageNet-normalised RGB crops (N, 3, h, w); output: (N, num_joints, h/4, w/4).
     """
 
     def __init__(
@@ -147,8 +152,10 @@ class PoseHighResolutionNet(nn.Module):
         stage_blocks: int = 4,
         layer1_blocks: int = 4,
         final_conv_kernel: int = 1,
+        input_size: tuple[int, int] = (192, 256),
     ):
         super().__init__()
+        self.input_size = tuple(input_size)  # (w, h) the weights were trained at; any size runs
         self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
         self.bn1 = BatchNorm2d(64)
         self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
@@ -198,10 +205,8 @@ class PoseHighResolutionNet(nn.Module):
         ys = [self.layer1(x)]
         for stage in (2, 3, 4):
             transition = getattr(self, f"transition{stage - 1}")
-            xs = [
-                (ys[i] if i < len(ys) else ys[-1]) if t is None else t(ys[i] if i < len(ys) else ys[-1])
-                for i, t in enumerate(transition)
-            ]
+            # As the official forward: a transition, where there is one, reads the last branch.
+            xs = [ys[i] if t is None else t(ys[-1]) for i, t in enumerate(transition)]
             ys = getattr(self, f"stage{stage}")(xs)
         return self.final_layer(ys[0])
 

@@ -31,10 +31,11 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Two empty boxes give 0/0 = NaN, which compares False with any threshold, so degenerate boxes
     never suppress anything (as in torchvision).
     """
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
+    x1 = torch.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = torch.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = torch.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = torch.minimum(a[:, None, 3], b[None, :, 3])
+    inter = (x2 - x1).clamp_(min=0) * (y2 - y1).clamp_(min=0)
     return inter / (box_area(a)[:, None] + box_area(b)[None, :] - inter)
 
 
@@ -55,55 +56,60 @@ def nonempty(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, block: int = 1024) -> torch.Tensor:
-    """Exact greedy NMS: indices of the kept boxes, by decreasing score (torchvision.ops.nms)."""
-    return batched_nms(boxes, scores, torch.zeros(len(boxes), dtype=torch.long, device=boxes.device), iou_threshold, block)
+    """Exact greedy NMS: indices of the kept boxes, by decreasing score (torchvision.ops.nms).
 
-
-def batched_nms(
-    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_threshold: float, block: int = 1024
-) -> torch.Tensor:
-    """Greedy NMS done independently per class (torchvision.ops.batched_nms).
-
-    Greedy NMS keeps box i (in score order) iff no earlier *kept* box of its class overlaps it by
-    more than the threshold. That recurrence has exactly one solution, which we reach without a
-    loop per box: boxes are taken in blocks; a block is first culled by the kept boxes of earlier
-    blocks (one matrix product), then the recurrence inside the block is iterated as a whole
-    (Jacobi style) until it stops changing. After k sweeps the first k boxes of the block are
-    final, and in practice suppression chains are short, so a handful of sweeps suffices.
-
-    Classes are kept apart by masking cross-class pairs rather than by torchvision's coordinate
-    offset, so IoUs are exact even for large offsets.
+    Greedy NMS keeps box i (in score order) iff no earlier *kept* box overlaps it by more than
+    the threshold. That recurrence has exactly one solution, which we reach without a loop per
+    box: boxes are taken in blocks; a block is first culled by the kept boxes of earlier blocks
+    (one IoU matrix), then the recurrence inside the block is iterated as a whole (Jacobi style)
+    until it stops changing. After k sweeps the first k boxes of the block are final, and
+    suppression chains are short in practice, so a handful of sweeps suffices.
     """
     n = len(boxes)
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    # Stable sort: among equal scores, the earlier box wins (a fixed, documented tie rule).
+    # Stable sort: among equal scores the earlier box wins (a fixed, documented tie rule).
     order = torch.sort(scores, descending=True, stable=True).indices
     boxes = boxes[order].float()
-    classes = classes[order]
     keep = torch.zeros(n, dtype=torch.bool, device=boxes.device)
     for start in range(0, n, block):
         stop = min(n, start + block)
-        b, c = boxes[start:stop], classes[start:stop]
+        b = boxes[start:stop]
         alive = torch.ones(stop - start, dtype=torch.bool, device=boxes.device)
         if start > 0:
-            kept = keep[:start].nonzero().squeeze(1)
+            kept = boxes[:start][keep[:start]]
             if len(kept):
-                hits = (box_iou(boxes[kept], b) > iou_threshold) & (classes[kept][:, None] == c[None, :])
-                alive = ~hits.any(0)
+                alive = ~(box_iou(kept, b) > iou_threshold).any(0)
         # over[j, i]: earlier box j would suppress later box i.
-        over = (box_iou(b, b) > iou_threshold) & (c[:, None] == c[None, :])
-        over = torch.triu(over, diagonal=1) & alive[:, None]
+        over = torch.triu(box_iou(b, b) > iou_threshold, diagonal=1) & alive[:, None]
         over_f = over.to(torch.float32)
-        state = alive.clone()
+        state = alive
         while True:
-            suppressed = (state.to(torch.float32) @ over_f) > 0
-            new = alive & ~suppressed
+            new = alive & ~((state.to(torch.float32) @ over_f) > 0)
             if torch.equal(new, state):
                 break
             state = new
         keep[start:stop] = state
     return order[keep]
+
+
+def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy NMS done independently per class (torchvision.ops.batched_nms), by decreasing score.
+
+    One `nms` per class present (a loop over at most 80 classes, not over boxes) rather than
+    torchvision's coordinate-offset trick: IoUs stay exact and no cross-class pairs are computed.
+    """
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    present = torch.unique(classes)
+    if len(present) == 1:
+        return nms(boxes, scores, iou_threshold)
+    kept = []
+    for c in present:
+        idx = (classes == c).nonzero().squeeze(1)
+        kept.append(idx[nms(boxes[idx], scores[idx], iou_threshold)])
+    keep = torch.cat(kept)
+    return keep[torch.sort(scores[keep], descending=True, stable=True).indices]
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,9 +128,10 @@ def roi_align(
     """torchvision.ops.roi_align on N x C x H x W features and R x 5 rois (batch index, x1, y1, x2, y2).
 
     Each output bin averages a grid of bilinear samples; with sampling_ratio <= 0 the grid adapts
-    to the RoI size (ceil(roi_size / output_size) per axis). RoIs are grouped by grid size and
-    each group is sampled in one gather; samples beyond one pixel outside the map count as zero,
-    samples within it are clamped to the border (torchvision's rule).
+    to the RoI size (ceil(roi_size / output_size) per axis). RoIs are grouped by grid size, and
+    each group is sampled with one `grid_sample` per image. torchvision's border rule maps onto
+    `padding_mode="border"` (a sample within one pixel outside the map takes the edge value)
+    plus a mask that zeroes samples further out.
     """
     ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
     n, c, h, w = features.shape
@@ -149,66 +156,45 @@ def roi_align(
     else:
         grid_h = torch.ceil(roi_h / ph).long()
         grid_w = torch.ceil(roi_w / pw).long()
-    # Flattened features, channels last, so one gather fetches all channels of a sample.
-    flat = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    batch = rois[:, 0].long()
+    features32 = features.float()  # sampling weights are float32; a no-op for float32 maps
     pairs = torch.stack((grid_h, grid_w), 1)
     for gh, gw in torch.unique(pairs, dim=0).tolist():
-        idx = ((grid_h == gh) & (grid_w == gw)).nonzero().squeeze(1)
-        count = max(gh * gw, 1)
         if gh <= 0 or gw <= 0:
             continue  # an empty grid averages nothing: zeros, as torchvision gives
-        samples = ph * gh * pw * gw
-        chunk = max(1, max_elements // max(1, samples * c))
-        for s in range(0, len(idx), chunk):
-            sel = idx[s : s + chunk]
-            # Sample positions: bin origin + (i + 0.5) * bin / grid, per axis.
-            iy = (torch.arange(ph * gh, device=rois.device, dtype=torch.float32) // gh)
-            sy = (torch.arange(ph * gh, device=rois.device, dtype=torch.float32) % gh + 0.5) / gh
-            ix = (torch.arange(pw * gw, device=rois.device, dtype=torch.float32) // gw)
-            sx = (torch.arange(pw * gw, device=rois.device, dtype=torch.float32) % gw + 0.5) / gw
-            ys = y1[sel, None] + (iy + sy)[None, :] * bin_h[sel, None]  # k x (ph*gh)
-            xs = x1[sel, None] + (ix + sx)[None, :] * bin_w[sel, None]  # k x (pw*gw)
-            vals = _bilinear(flat, rois[sel, 0].long(), ys, xs, h, w)  # k x ph*gh x pw*gw x c
-            vals = vals.view(len(sel), ph, gh, pw, gw, c).sum(dim=(2, 4)) / count
-            out[sel] = vals.permute(0, 3, 1, 2).to(out.dtype)
+        idx = ((grid_h == gh) & (grid_w == gw)).nonzero().squeeze(1)
+        # Sample offsets inside the RoI, in bins: bin index + (i + 0.5) / grid, per axis.
+        fy = torch.arange(ph * gh, device=rois.device, dtype=torch.float32)
+        fx = torch.arange(pw * gw, device=rois.device, dtype=torch.float32)
+        fy = fy.div(gh, rounding_mode="floor") + (fy.remainder(gh) + 0.5) / gh
+        fx = fx.div(gw, rounding_mode="floor") + (fx.remainder(gw) + 0.5) / gw
+        chunk = max(1, max_elements // max(1, ph * gh * pw * gw * c))
+        for b in torch.unique(batch[idx]).tolist():
+            in_image = idx[batch[idx] == b]
+            for s in range(0, len(in_image), chunk):
+                sel = in_image[s : s + chunk]
+                ys = y1[sel, None] + fy[None, :] * bin_h[sel, None]  # k x (ph*gh)
+                xs = x1[sel, None] + fx[None, :] * bin_w[sel, None]  # k x (pw*gw)
+                vals = _sample(features32[b : b + 1], ys, xs)  # k x C x (ph*gh) x (pw*gw)
+                vals = vals.view(len(sel), c, ph, gh, pw, gw).sum(dim=(3, 5)) / (gh * gw)
+                out[sel] = vals.to(out.dtype)
     return out
 
 
-def _bilinear(flat: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Bilinear samples at the outer product of ys (k x Y) and xs (k x X): k x Y x X x C."""
-    y_ok = (ys >= -1.0) & (ys <= h)
-    x_ok = (xs >= -1.0) & (xs <= w)
-    ys = ys.clamp(min=0)
-    xs = xs.clamp(min=0)
-    y0 = ys.floor().long()
-    x0 = xs.floor().long()
-    # At or past the last row/column the sample sits on it (no interpolation weight beyond).
-    y_last = y0 >= h - 1
-    x_last = x0 >= w - 1
-    y0 = torch.where(y_last, torch.full_like(y0, h - 1), y0)
-    x0 = torch.where(x_last, torch.full_like(x0, w - 1), x0)
-    ys = torch.where(y_last, y0.to(ys.dtype), ys)
-    xs = torch.where(x_last, x0.to(xs.dtype), xs)
-    y1 = torch.where(y_last, y0, y0 + 1)
-    x1 = torch.where(x_last, x0, x0 + 1)
-    ly = ys - y0
-    lx = xs - x0
-    hy = 1.0 - ly
-    hx = 1.0 - lx
-    base = batch[:, None, None] * (h * w)
-
-    def at(yi, xi):
-        return flat[(base + yi[:, :, None] * w + xi[:, None, :]).reshape(-1)].view(*yi.shape, xi.shape[1], -1)
-
-    wgt = lambda a, b: (a[:, :, None] * b[:, None, :])[..., None]  # noqa: E731
-    vals = (
-        at(y0, x0) * wgt(hy, hx)
-        + at(y0, x1) * wgt(hy, lx)
-        + at(y1, x0) * wgt(ly, hx)
-        + at(y1, x1) * wgt(ly, lx)
+def _sample(feature: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of a 1 x C x H x W map at the outer products of ys (k x Y) and xs (k x X)."""
+    _, c, h, w = feature.shape
+    k, ny, nx = ys.shape[0], ys.shape[1], xs.shape[1]
+    # align_corners=True maps -1/+1 to the centres of the first/last pixel: pixel index = coordinate.
+    gy = ys * (2.0 / max(h - 1, 1)) - 1.0
+    gx = xs * (2.0 / max(w - 1, 1)) - 1.0
+    grid = torch.stack((gx[:, None, :].expand(k, ny, nx), gy[:, :, None].expand(k, ny, nx)), dim=-1)
+    vals = F.grid_sample(
+        feature, grid.reshape(1, k * ny, nx, 2), mode="bilinear", padding_mode="border", align_corners=True
     )
-    ok = (y_ok[:, :, None] & x_ok[:, None, :])[..., None]
-    return vals * ok
+    vals = vals.view(c, k, ny, nx).transpose(0, 1)
+    inside = ((ys >= -1.0) & (ys <= h))[:, :, None] & ((xs >= -1.0) & (xs <= w))[:, None, :]
+    return vals * inside[:, None].to(vals.dtype)
 
 
 # --------------------------------------------------------------------------------------------

