@@ -42,15 +42,19 @@ class ModelSpec:
         return getattr(importlib.import_module(module), func)(**self.kwargs)
 
 
-def _collect() -> dict[str, ModelSpec]:
-    registry: dict[str, ModelSpec] = {}
+def zoo_modules():
+    """The zoo modules present (each task's `*_zoo.py`), in a fixed order."""
     for zoo in ("superres_zoo", "detect_zoo", "pose_zoo"):
         try:
-            module = importlib.import_module(f"lrp.models.{zoo}")
+            yield importlib.import_module(f"lrp.models.{zoo}")
         except ModuleNotFoundError as e:
             if e.name != f"lrp.models.{zoo}":
                 raise
-            continue
+
+
+def _collect() -> dict[str, ModelSpec]:
+    registry: dict[str, ModelSpec] = {}
+    for module in zoo_modules():
         for spec in module.MODELS:
             if spec.name in registry:
                 raise RuntimeError(f"model {spec.name} registered twice")

