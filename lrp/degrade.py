@@ -9,7 +9,6 @@ products (lrp.resize), run in threads together with decoding and PNG encoding.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import sys
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from lrp.document import add_history, derive, image_path, load_document, write_d
 from lrp.errors import LrpError, UsageError
 from lrp.images import load_rgb, parallel_map, png_name, save_png
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
-from lrp.resize import METHODS, Blur, resample, single_threaded_blas, strided_step, to_uint8
+from lrp.resize import METHODS, Blur, load_kernel_file, resample, single_threaded_blas, strided_step, to_uint8
 
 
 class PartialFailure(LrpError):
@@ -61,20 +60,12 @@ def parse_kernel(spec: str | None) -> tuple[Blur | None, str | None]:
         if not sigma > 0 or not np.isfinite(sigma):
             raise UsageError(f"--kernel {spec}: expected gaussian:SIGMA with SIGMA > 0")
         return Blur.gaussian(sigma), None
-    path = Path(spec)
+    kernel, digest = load_kernel_file(spec)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"--kernel {spec}: not 'gaussian:SIGMA' and not a readable kernel file ({e.strerror})") from None
-    try:
-        if path.suffix == ".npy":
-            kernel = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            kernel = np.loadtxt(io.StringIO(data.decode("utf-8")), ndmin=2)
         blur = Blur.kernel(kernel, label=spec)
-    except (ValueError, UnicodeDecodeError, OSError) as e:
+    except ValueError as e:
         raise UsageError(f"--kernel {spec}: {e}") from None
-    return blur, hashlib.sha256(data).hexdigest()
+    return blur, digest
 
 
 def check_arguments(scale: float | None, to_origin: bool, method: str, noise: float, jpeg: int | None) -> None:

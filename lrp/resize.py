@@ -202,6 +202,32 @@ class Blur:
         return f"Blur({self.label!r}, {len(self.terms)} separable term(s))"
 
 
+def load_kernel_file(spec: str) -> tuple[np.ndarray, str]:
+    """A blur kernel file (.npy, or whitespace-separated text) -> (float64 array, sha256 of the file).
+
+    Shape and normalisation are checked by the caller, which knows what it needs.
+    """
+    import hashlib
+    import io
+    from pathlib import Path
+
+    from lrp.errors import UsageError
+
+    path = Path(spec)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"--kernel {spec}: not a readable kernel file ({e.strerror})") from None
+    try:
+        if path.suffix == ".npy":
+            kernel = np.load(io.BytesIO(data), allow_pickle=False)
+        else:
+            kernel = np.loadtxt(io.StringIO(data.decode("utf-8")), ndmin=2)
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise UsageError(f"--kernel {spec}: not a numeric array ({e})") from None
+    return np.asarray(kernel, dtype=np.float64), hashlib.sha256(data).hexdigest()
+
+
 # --------------------------------------------------------------------------------------------
 # Whole images
 

@@ -9,7 +9,6 @@ run are reused.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -33,19 +32,9 @@ _BYTES_PER_OUTPUT_PIXEL = {"bicubic": 40, "esrgan": 1100, "usrnet": 2600, "usrne
 
 def read_kernel(spec: str) -> np.ndarray:
     """A blur kernel file (.npy, or whitespace-separated text): 2-D, finite, sums to about 1."""
-    path = Path(spec)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"--kernel {spec}: cannot read ({e.strerror})") from None
-    try:
-        if path.suffix == ".npy":
-            k = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            k = np.loadtxt(io.StringIO(data.decode("utf-8")), ndmin=2)
-    except (ValueError, UnicodeDecodeError, OSError) as e:
-        raise UsageError(f"--kernel {spec}: not a numeric array ({e})") from None
-    return check_kernel(np.asarray(k, dtype=np.float64), f"--kernel {spec}")
+    from lrp.resize import load_kernel_file
+
+    return check_kernel(load_kernel_file(spec)[0], f"--kernel {spec}")
 
 
 def check_kernel(k: np.ndarray, where: str) -> np.ndarray:

