@@ -272,7 +272,7 @@ def command(
     from lrp.labels import history_label
 
     args = {"threshold": threshold, "area_frame": area_frame, "areas": areas, "boxes_only": boxes_only, "sr_doc": sr_doc,
-            "sr_label": history_label(sr["lrp"]["history"])}
+            "sr_label": history_label([s for s in sr["lrp"]["history"] if s.get("command") == "superres"])}
     if boxes_only:
         out = transfer_detections(sr, lr)
         add_history(out, "mix", args)

@@ -32,6 +32,16 @@ InputSize = Annotated[
 ]
 InVis = Annotated[float, typer.Option("--in-vis", help="Joint score threshold of the rescoring.")]
 OksNms = Annotated[float, typer.Option("--oks-nms", help="OKS-NMS threshold per image (1 keeps every person).")]
+DetectionsFile = Annotated[
+    Optional[str],
+    typer.Option(
+        "--detections-file",
+        help="A COCO results file of person boxes in the ORIGINAL images' frame (e.g. the official HRNet "
+        "detector's detections_AP_H_56.json); mapped into this document's frame as lrp.detections. "
+        "Implies --boxes detections.",
+        show_default=False,
+    ),
+]
 
 
 def command(
@@ -42,6 +52,7 @@ def command(
     weights: Weights = None,
     boxes: BoxSource = "gt",
     det_threshold: DetThreshold = 0.0,
+    detections_file: DetectionsFile = None,
     decode: Decode = "standard",
     flip: Flip = None,
     input_size: InputSize = None,
@@ -87,6 +98,9 @@ def command(
         raise UsageError(f"--decode offset needs a model with an offset head; {model} predicts heatmaps only")
 
     doc = derive(load_document(input, images=images, quiet=quiet))
+    if detections_file is not None:
+        boxes = "detections"
+        doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
     people, skipped = collect_people(doc, boxes, det_threshold)
     runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
@@ -94,7 +108,7 @@ def command(
     add_history(
         doc,
         "pose",
-        {"model": model, "boxes": boxes, "det_threshold": det_threshold, "decode": decode, "flip": runner.flip,
+        {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
          "input_size": list(size), "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
     if not quiet:
@@ -108,6 +122,21 @@ def command(
     write_document(doc, output)
     if failures:
         raise LrpError(f"{len(failures)} images failed: " + "; ".join(failures))
+
+
+def detections_from_origin(path: str, doc: dict) -> list[dict]:
+    """A results file made on the original images, moved into each image's frame of `doc`."""
+    from lrp.document import images_by_id, load_results
+    from lrp.geometry import map_result
+
+    images = images_by_id(doc)
+    out = []
+    for i, det in enumerate(load_results(path, doc)):
+        if "bbox" not in det:
+            raise LrpError(f"{path}[{i}] (image {det['image_id']}) has no 'bbox'")
+        img = images[det["image_id"]]
+        out.append(map_result(det, img["lrp"]["xform"], (img["width"], img["height"])))
+    return out
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -272,3 +272,25 @@ def test_poses_are_in_the_documents_frame_after_degrade(runner, tiny_model, val4
         k = np.array(p["keypoints"]).reshape(17, 3)
         center, scale = box_to_center_scale([p["bbox"]], 48 / 64)
         assert np.all(np.abs(k[:, :2] - center[0]) <= scale[0] * 100 + 1)
+
+
+def test_detections_file_from_the_original_frame(tmp_path, runner, coco_val4):
+    """The official detector's file is in the original frame; after `degrade` it must be mapped."""
+    import json as _json
+
+    from lrp.degrade import degrade_document
+    from lrp.document import load_document
+    from lrp.pose import detections_from_origin
+
+    doc = load_document(str(coco_val4 / "person_keypoints.json"), images=coco_val4 / "images")
+    lr = degrade_document(doc, scale=0.25, out_dir=tmp_path / "lr", quiet=True)
+    dets = detections_from_origin(str(coco_val4 / "detections_AP_H_56.json"), lr)
+    raw = _json.loads((coco_val4 / "detections_AP_H_56.json").read_text())
+    assert len(dets) == len(raw)
+    img = {i["id"]: i for i in lr["images"]}[raw[0]["image_id"]]
+    sx, sy = img["lrp"]["xform"][:2]
+    assert dets[0]["bbox"] == pytest.approx([raw[0]["bbox"][0] * sx, raw[0]["bbox"][1] * sy, raw[0]["bbox"][2] * sx, raw[0]["bbox"][3] * sy])
+    bad = tmp_path / "bad.json"
+    bad.write_text(_json.dumps([{"image_id": 123456789, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]))
+    with pytest.raises(Exception, match="unknown image id 123456789"):
+        detections_from_origin(str(bad), lr)
