@@ -19,20 +19,11 @@ import numpy as np
 import typer
 
 from lrp import geometry
-from lrp.document import add_history, derive, image_path, load_document, write_document
-from lrp.errors import LrpError, UsageError
+from lrp.document import add_history, derive, image_path, load_document, write_result
+from lrp.errors import LrpError, PartialFailure, UsageError
 from lrp.images import load_rgb, parallel_map, png_name, save_png
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
 from lrp.resize import METHODS, Blur, load_kernel_file, resample, single_threaded_blas, strided_step, to_uint8
-
-
-class PartialFailure(LrpError):
-    """`--keep-going` ended with failed images: `doc` is the document without them."""
-
-    def __init__(self, failures: list[str], total: int, doc: dict):
-        super().__init__(f"{len(failures)} of {total} images failed (listed above); the document leaves them out")
-        self.failures = failures
-        self.doc = doc
 
 
 @dataclass(frozen=True)
@@ -332,8 +323,10 @@ def command(
         lrp degrade --scale 0.5 --kernel gaussian:1.2 --noise 5 --jpeg 75 < hr.json > lr2.json
     """
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
-    try:
-        new_doc = degrade_document(
+    write_result(
+        "degrade",
+        output,
+        lambda: degrade_document(
             doc,
             scale=scale,
             to_origin=to_origin,
@@ -346,10 +339,5 @@ def command(
             workers=workers,
             quiet=quiet,
             keep_going=keep_going,
-        )
-    except PartialFailure as e:
-        for line in e.failures:
-            print(f"lrp degrade: failed: {line}", file=sys.stderr)
-        write_document(e.doc, output)
-        raise
-    write_document(new_doc, output)
+        ),
+    )

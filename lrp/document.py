@@ -314,6 +314,24 @@ def write_document(doc: dict, output: str | os.PathLike | None, stdout: IO | Non
         atomic_write_text(output, text + "\n")
 
 
+def write_result(command: str, output, produce) -> None:
+    """Write the document that `produce()` returns.
+
+    With `--keep-going` failures (PartialFailure), list each failure on stderr, still write the
+    document of the images that succeeded, then let the failure end the command with exit 1.
+    """
+    from lrp.errors import PartialFailure
+
+    try:
+        doc = produce()
+    except PartialFailure as e:
+        for line in e.failures:
+            print(f"lrp {command}: failed: {line}", file=sys.stderr)
+        write_document(e.doc, output)
+        raise
+    write_document(doc, output)
+
+
 def iter_results(doc: dict) -> Iterable[tuple[str, list]]:
     for key in RESULT_KEYS:
         yield key, doc["lrp"].get(key) or []

@@ -18,6 +18,15 @@ class NotImplementedYet(UsageError):
         super().__init__(f"{what} is not implemented yet")
 
 
+class PartialFailure(LrpError):
+    """`--keep-going` ended with failed images: `doc` is the document without them."""
+
+    def __init__(self, failures: list[str], total: int, doc: dict):
+        super().__init__(f"{len(failures)} of {total} images failed (listed above); the document leaves them out")
+        self.failures = failures
+        self.doc = doc
+
+
 class BelowBar(LrpError):
     """`evaluate --fail-under` found a metric below its bar: exit 3."""
 

@@ -221,7 +221,8 @@ def superres_document(
     quiet: bool = False,
     keep_going: bool = False,
 ) -> dict:
-    from lrp.degrade import Frame, PartialFailure, _finished, _targets, drop_images, reframed
+    from lrp.degrade import Frame, _finished, _targets, drop_images, reframed
+    from lrp.errors import PartialFailure
     from lrp.document import add_history, image_path
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map, save_png
@@ -395,19 +396,15 @@ def command(
 
         lrp superres --model esrgan --tile 128 --precision bf16 lr.json -o sr.json
     """
-    from lrp.degrade import PartialFailure
-    from lrp.document import load_document, write_document
+    from lrp.document import load_document, write_result
 
     doc = load_document(input, images=images, quiet=quiet)
-    try:
-        new_doc = superres_document(
+    write_result(
+        "superres",
+        output,
+        lambda: superres_document(
             doc, model=model, scale=scale, weights=weights, kernel=kernel, noise=noise, device=device,
             precision=precision, batch_size=batch_size, tile=tile, tile_overlap=tile_overlap, out_dir=out_dir,
             workers=workers, quiet=quiet, keep_going=keep_going,
-        )
-    except PartialFailure as e:
-        for line in e.failures:
-            print(f"lrp superres: failed: {line}", file=sys.stderr)
-        write_document(e.doc, output)
-        raise
-    write_document(new_doc, output)
+        ),
+    )
