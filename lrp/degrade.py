@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -19,20 +18,12 @@ import numpy as np
 import typer
 
 from lrp import geometry
-from lrp.document import add_history, derive, image_path, load_document, write_result
+from lrp.document import add_history, image_path, load_document, write_result
 from lrp.errors import LrpError, PartialFailure, UsageError
-from lrp.images import load_rgb, parallel_map, png_name, save_png
+from lrp.images import load_rgb, parallel_map, save_png
+from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
 from lrp.resize import METHODS, Blur, load_kernel_file, resample, single_threaded_blas, strided_step, to_uint8
-
-
-@dataclass(frozen=True)
-class Frame:
-    """Where one image goes: its new size, where to sample the old one, and the step xform."""
-
-    size: tuple[int, int]  # (w, h)
-    sample_xform: list  # positions the resampler reads (MATLAB uses the requested scale)
-    step_xform: list  # what the document records: old frame -> new frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,23 +96,6 @@ def plan_frames(doc: dict, *, scale: float | None = None, method: str = "bicubic
     return frames
 
 
-def reframed(doc: dict, frames: dict[int, Frame], image_root: Path) -> dict:
-    """A copy of `doc` with GT and results in the new frames, PNG names, the new image root."""
-    out = derive(doc)
-    geometry.reframe_document(
-        out,
-        {iid: f.size for iid, f in frames.items()},
-        {iid: f.step_xform for iid, f in frames.items()},
-        {img["id"]: png_name(img["file_name"]) for img in doc["images"]},
-    )
-    out["lrp"]["image_root"] = str(image_root)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Pixels
-
-
 def degrade_pixels(
     arr: np.ndarray,
     frame: Frame,
@@ -159,23 +133,6 @@ def noise_rng(seed: int, image_id: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed % 2**63, image_id % 2**63]))
 
 
-def _finished(path: Path, size: tuple[int, int]) -> bool:
-    """A PNG from an earlier run of the same step (writes are atomic, so it is whole)."""
-    if not path.is_file():
-        return False
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size == tuple(size)
-    except Exception:  # unreadable leftovers are simply redone
-        return False
-
-
-# --------------------------------------------------------------------------------------------
-# The whole document
-
-
 def degrade_document(
     doc: dict,
     *,
@@ -211,14 +168,14 @@ def degrade_document(
     }
     hash_args = dict(args, kernel_sha256=kernel_sha)
     root = resolve_out_dir("degrade", doc, hash_args, out_dir)
-    targets = _targets(doc, root)
+    targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "degrade", doc, hash_args)
     frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)
 
     def work(img: dict):
         iid = img["id"]
         target, frame = targets[iid], frames[iid]
-        if resuming and _finished(target, frame.size):
+        if resuming and finished_png(target, frame.size):
             return iid, "reused", None
         try:
             arr = load_rgb(image_path(doc, img), iid, (img["width"], img["height"]))
@@ -254,29 +211,6 @@ def degrade_document(
         failed_ids = {iid for iid, status, _ in outcomes if status == "failed"}
         raise PartialFailure(failures, len(outcomes), drop_images(new_doc, failed_ids))
     return new_doc
-
-
-def _targets(doc: dict, root: Path) -> dict[int, Path]:
-    """Output PNG path per image; refuses names that collide or escape the output folder."""
-    targets, owner = {}, {}
-    for img in doc["images"]:
-        target = (root / png_name(img["file_name"])).resolve()
-        if root != target and root not in target.parents:
-            raise LrpError(f"image {img['id']}: file_name {img['file_name']!r} points outside the image folder")
-        if target in owner:
-            raise LrpError(f"images {owner[target]} and {img['id']} would both be written to {target}")
-        owner[target] = img["id"]
-        targets[img["id"]] = target
-    return targets
-
-
-def drop_images(doc: dict, image_ids: set) -> dict:
-    """Remove images with their annotations and results (in place); returns `doc`."""
-    doc["images"] = [i for i in doc["images"] if i["id"] not in image_ids]
-    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] not in image_ids]
-    for key in ("detections", "poses"):
-        doc["lrp"][key] = [r for r in doc["lrp"].get(key) or [] if r["image_id"] not in image_ids]
-    return doc
 
 
 # --------------------------------------------------------------------------------------------

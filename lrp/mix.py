@@ -187,12 +187,10 @@ def split_images(image_ids, seed: int = 0, selection_fraction: float = 0.5) -> t
 
 
 def restrict(doc: dict, image_ids: set) -> dict:
-    out = derive(doc)
-    out["images"] = [i for i in out["images"] if i["id"] in image_ids]
-    out["annotations"] = [a for a in out["annotations"] if a["image_id"] in image_ids]
-    for key in ("detections", "poses"):
-        out["lrp"][key] = [r for r in out["lrp"][key] if r["image_id"] in image_ids]
-    return out
+    """A copy of `doc` with only these images (and their annotations and results)."""
+    from lrp.stage import drop_images
+
+    return drop_images(derive(doc), {img["id"] for img in doc["images"]} - set(image_ids))
 
 
 def sweep_thresholds(sr_doc, lr_doc, thresholds, *, areas="detections", area_frame="lr", seed=0):

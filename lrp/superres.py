@@ -221,7 +221,7 @@ def superres_document(
     quiet: bool = False,
     keep_going: bool = False,
 ) -> dict:
-    from lrp.degrade import Frame, _finished, _targets, drop_images, reframed
+    from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
     from lrp.errors import PartialFailure
     from lrp.document import add_history, image_path
     from lrp.geometry import resize_xform
@@ -277,7 +277,7 @@ def superres_document(
     }
     hash_args = dict(args, tile=tile, tile_overlap=tile_overlap if tile else None)
     root = resolve_out_dir("superres", doc, hash_args, out_dir)
-    targets = _targets(doc, root)
+    targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "superres", doc, hash_args)
     frames = {}
     for img in doc["images"]:
@@ -285,7 +285,7 @@ def superres_document(
         xf = resize_xform((img["width"], img["height"]), size)
         frames[img["id"]] = Frame(size, xf, xf)
 
-    todo = [img for img in doc["images"] if not (resuming and _finished(targets[img["id"]], frames[img["id"]].size))]
+    todo = [img for img in doc["images"] if not (resuming and finished_png(targets[img["id"]], frames[img["id"]].size))]
     batches = _batches(todo, batch_size, lambda img: upscaler.bytes_per_image(img["width"], img["height"]), budget)
     failures: dict[int, str] = {}
 

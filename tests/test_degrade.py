@@ -16,7 +16,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from lrp.degrade import degrade_document, plan_frames, reframed
+from lrp.degrade import degrade_document, plan_frames
+from lrp.stage import reframed
 from lrp.document import load_document
 from lrp.images import load_rgb
 from lrp.resize import resize_image
