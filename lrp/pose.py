@@ -97,7 +97,7 @@ def command(
     if decode == "offset":
         raise UsageError(f"--decode offset needs a model with an offset head; {model} predicts heatmaps only")
 
-    doc = derive(load_document(input, images=images, quiet=quiet))
+    doc = derive(load_document(input, images=images, allow_sample=True, quiet=quiet))
     if detections_file is not None:
         boxes = "detections"
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)

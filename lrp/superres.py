@@ -398,7 +398,7 @@ def command(
     """
     from lrp.document import load_document, write_result
 
-    doc = load_document(input, images=images, quiet=quiet)
+    doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
     write_result(
         "superres",
         output,

@@ -60,3 +60,38 @@ def test_man_pages_are_fresh():
 def test_unknown_command_is_a_usage_error(runner):
     result = runner.invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [["degrade", "--scale", "0.5"], ["superres", "--model", "bicubic", "--scale", "2"]])
+def test_head_of_pipeline_uses_the_sample_on_a_terminal(tmp_path, args):
+    """No input and a terminal on stdin: the embedded sample, said on stderr (a real pty here)."""
+    import json
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "LRP_SAMPLE_DIR": str(tmp_path / "sample")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lrp", *args, "-q", "--out-dir", str(tmp_path / "img"), "-o", str(tmp_path / "out.json")],
+            stdin=slave, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["images"][0]["file_name"].startswith("sample_")
+    assert doc["lrp"]["history"][-1]["command"] == args[0]
+
+
+def test_no_input_on_a_terminal_is_a_usage_error_where_no_sample_applies():
+    from lrp.document import load_document
+    from lrp.errors import UsageError
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    with pytest.raises(UsageError, match="no input"):
+        load_document(None, stdin=Terminal())
