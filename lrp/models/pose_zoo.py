@@ -83,7 +83,7 @@ def convert_hrnet(src: Path) -> dict:
     """An official HRNet `.pth` (plain state dict) or an MMPose one (`state_dict` with
     `backbone.` / `head.final_layer.` prefixes) to the official names, float32, without the
     batch-norm counters."""
-    from lrp.weights import read_torch_checkpoint
+    from lrp.sources.checkpoints import read_torch_checkpoint
 
     state = {}
     for key, value in read_torch_checkpoint(src).items():

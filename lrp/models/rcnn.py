@@ -24,7 +24,6 @@ mask_head}.py, postprocessing.py, layers/mask_ops.py, data/transforms/transform.
 from __future__ import annotations
 
 import math
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -436,26 +435,6 @@ def build_rcnn(depth: int = 101, mask: bool = False) -> GeneralizedRCNN:
 # Converting Detectron2 checkpoints
 
 
-def read_detectron2_checkpoint(src: str | Path) -> dict:
-    """The raw name -> array dict of a Detectron2 `.pkl` (numpy under "model") or `.pth`."""
-    src = Path(src)
-    try:
-        if src.suffix == ".pkl":
-            with open(src, "rb") as f:
-                data = pickle.load(f, encoding="latin1")
-        else:
-            data = torch.load(src, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise LrpError(f"{src}: no such file") from None
-    except Exception as e:  # pickle raises many types on a wrong file
-        raise LrpError(f"{src}: not a readable Detectron2 checkpoint: {e}") from None
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        data = data["model"]
-    if not isinstance(data, dict):
-        raise LrpError(f"{src}: expected a dict of tensors (under 'model'), got {type(data).__name__}")
-    return data
-
-
 def convert_detectron2_state(raw: dict) -> dict[str, torch.Tensor]:
     """Detectron2 names are ours already; drop buffers we recompute and fill the norm layout.
 
@@ -479,4 +458,6 @@ def convert_detectron2_state(raw: dict) -> dict[str, torch.Tensor]:
 
 
 def convert_detectron2(src: Path) -> dict[str, torch.Tensor]:
+    from lrp.sources.checkpoints import read_detectron2_checkpoint
+
     return convert_detectron2_state(read_detectron2_checkpoint(src))

