@@ -23,31 +23,12 @@ from lrp.errors import LrpError, PartialFailure, UsageError
 from lrp.images import load_rgb, parallel_map, save_png
 from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
-from lrp.resize import METHODS, Blur, load_kernel_file, resample, single_threaded_blas, strided_step, to_uint8
+from lrp.kernels import parse_blur
+from lrp.resize import METHODS, Blur, resample, single_threaded_blas, strided_step, to_uint8
 
 
 # --------------------------------------------------------------------------------------------
 # Arguments
-
-
-def parse_kernel(spec: str | None) -> tuple[Blur | None, str | None]:
-    """`gaussian:SIGMA` or a kernel file (.npy, or whitespace-separated text) -> (Blur, sha256)."""
-    if spec is None:
-        return None, None
-    if spec.startswith("gaussian:"):
-        try:
-            sigma = float(spec.split(":", 1)[1])
-        except ValueError:
-            sigma = float("nan")
-        if not sigma > 0 or not np.isfinite(sigma):
-            raise UsageError(f"--kernel {spec}: expected gaussian:SIGMA with SIGMA > 0")
-        return Blur.gaussian(sigma), None
-    kernel, digest = load_kernel_file(spec)
-    try:
-        blur = Blur.kernel(kernel, label=spec)
-    except ValueError as e:
-        raise UsageError(f"--kernel {spec}: {e}") from None
-    return blur, digest
 
 
 def check_arguments(scale: float | None, to_origin: bool, method: str, noise: float, jpeg: int | None) -> None:
@@ -156,7 +137,7 @@ def degrade_document(
     from lrp.runs import claim_out_dir, resolve_out_dir
 
     check_arguments(scale, to_origin, method, noise, jpeg)
-    blur, kernel_sha = parse_kernel(kernel)
+    blur, kernel_sha = parse_blur(kernel)
     args = {
         "scale": scale,
         "to_origin": to_origin,
@@ -232,7 +213,7 @@ def command(
     kernel: Optional[str] = typer.Option(
         None,
         "--kernel",
-        help="Blur before resizing: gaussian:SIGMA, or a 2-D kernel file (.npy or text) that sums to 1.",
+        help="Blur before resizing: gaussian:SIGMA, or a 2-D kernel file (.npy, text, or MATLAB .mat; FILE.mat:N picks cell N) that sums to 1.",
         show_default=False,
     ),
     noise: float = typer.Option(0.0, "--noise", help="Additive Gaussian noise after resizing, sigma in grey levels (0-255)."),

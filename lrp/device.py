@@ -52,7 +52,7 @@ def weights_path(spec, override: str | os.PathLike | None = None) -> Path:
         raise LrpError(f"model {spec.name} has no weights")
     path = weights_dir() / spec.weights.file
     if not path.is_file():
-        raise LrpError(f"weights for {spec.name} not found at {path}; get them with: {spec.weights.source}")
+        raise LrpError(f"weights for {spec.name} not found at {path}; get them with: {spec.weights.how_to_get()}")
     return path
 
 
@@ -67,6 +67,17 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise LrpError(f"{path}: not a readable safetensors file: {e}") from None
+
+
+def load_model(spec, weights: str | os.PathLike | None = None, device: str = "auto", precision: str = "fp32"):
+    """Build a registry model, strict-load its .safetensors, move it to the device and precision,
+    in eval mode: (model, torch.device, torch.dtype). Every command that runs a network uses this."""
+    dev = resolve_device(device)
+    dtype = resolve_dtype(precision, dev)
+    path = weights_path(spec, weights)
+    net = spec.build()
+    load_strict(net, load_state_dict(path), f"{path} ({spec.name})")
+    return net.to(device=dev, dtype=dtype).eval(), dev, dtype
 
 
 def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> torch.nn.Module:

@@ -183,13 +183,10 @@ class Blur:
 
     @classmethod
     def kernel(cls, kernel2d: np.ndarray, label: str = "kernel") -> "Blur":
-        k = np.asarray(kernel2d, dtype=np.float64)
-        if k.ndim != 2 or k.size == 0:
-            raise ValueError(f"a blur kernel must be a non-empty 2-D array, got shape {k.shape}")
-        if not np.all(np.isfinite(k)):
-            raise ValueError("the blur kernel has NaN or infinite entries")
-        if abs(k.sum() - 1.0) > 1e-3:
-            raise ValueError(f"the blur kernel must sum to 1 (it sums to {k.sum():.6g})")
+        """A 2-D kernel that sums to 1 (lrp.kernels.check_kernel; ValueError otherwise)."""
+        from lrp.kernels import check_kernel
+
+        k = check_kernel(kernel2d)
         return cls(separable_terms(k), label)
 
     def __hash__(self):
@@ -200,32 +197,6 @@ class Blur:
 
     def __repr__(self):
         return f"Blur({self.label!r}, {len(self.terms)} separable term(s))"
-
-
-def load_kernel_file(spec: str) -> tuple[np.ndarray, str]:
-    """A blur kernel file (.npy, or whitespace-separated text) -> (float64 array, sha256 of the file).
-
-    Shape and normalisation are checked by the caller, which knows what it needs.
-    """
-    import hashlib
-    import io
-    from pathlib import Path
-
-    from lrp.errors import UsageError
-
-    path = Path(spec)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"--kernel {spec}: not a readable kernel file ({e.strerror})") from None
-    try:
-        if path.suffix == ".npy":
-            kernel = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            kernel = np.loadtxt(io.StringIO(data.decode("utf-8")), ndmin=2)
-    except (ValueError, UnicodeDecodeError, OSError) as e:
-        raise UsageError(f"--kernel {spec}: not a numeric array ({e})") from None
-    return np.asarray(kernel, dtype=np.float64), hashlib.sha256(data).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------

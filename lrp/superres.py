@@ -21,46 +21,39 @@ import typer
 from lrp.errors import LrpError, UsageError
 from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, OutDir, Output, Precision, Quiet, Weights, Workers
 
-# Peak working memory per output pixel per image at fp32 (activations at HR size, measured
-# roughly from the largest live tensors): used to refuse images that would not fit untiled.
-_BYTES_PER_OUTPUT_PIXEL = {"bicubic": 40, "esrgan": 1100, "usrnet": 2600, "usrnet-tiny": 900, "srmd": 200}
-
-
 # --------------------------------------------------------------------------------------------
 # Kernels and degradation
 
 
-def read_kernel(spec: str) -> np.ndarray:
-    """A blur kernel file (.npy, or whitespace-separated text): 2-D, finite, sums to about 1."""
-    from lrp.resize import load_kernel_file
-
-    return check_kernel(load_kernel_file(spec)[0], f"--kernel {spec}")
-
-
-def check_kernel(k: np.ndarray, where: str) -> np.ndarray:
-    if k.ndim != 2 or min(k.shape) < 1:
-        raise UsageError(f"{where}: a blur kernel must be a 2-D array, got shape {tuple(k.shape)}")
-    if not np.all(np.isfinite(k)):
-        raise UsageError(f"{where}: the kernel has NaN or infinite entries")
-    if abs(k.sum() - 1.0) > 1e-2:
-        raise UsageError(f"{where}: a blur kernel must sum to about 1 (it sums to {k.sum():.4g})")
-    return k
-
-
-def degradation_kernel(doc: dict, scale: int) -> tuple[np.ndarray, str]:
-    """The blur + decimation kernel that best explains how the document's images were made."""
-    from lrp.degrade import parse_kernel
-    from lrp.models.usrnet import fit_decimation_kernel
+def degradation_kernel(doc: dict, spec, scale: int, *, quiet: bool = True) -> tuple[np.ndarray, str]:
+    """The blur + decimation kernel that best explains how the document's images were made: the
+    model's official bicubic kernels for a bicubic document when their file is in the weights
+    folder (what the official bicubic test uses), else lrp's fit of the document's own resize."""
+    from lrp.device import weights_dir
+    from lrp.kernels import fit_decimation_kernel, load_kernel, parse_blur, scales_in_name
 
     deg = doc["lrp"].get("degradation") or {}
     method = deg.get("method", "bicubic")
-    if deg and deg.get("scale") and abs(deg["scale"] * scale - 1) > 1e-6:
+    same_scale = not deg.get("scale") or abs(deg["scale"] * scale - 1) <= 1e-6
+    if not same_scale:
         print(
             f"lrp superres: note: the document was degraded by {deg['scale']:g}, not 1/{scale}; "
             "fitting the kernel of a 1/{scale} resize with the same method",
             file=sys.stderr,
         )
-    blur, _ = parse_kernel(deg.get("kernel")) if deg.get("kernel") else (None, None)
+    if spec.bicubic_kernels and method == "bicubic" and not deg.get("kernel") and same_scale:
+        name, page = spec.bicubic_kernels
+        if scale in (scales_in_name(name) or ()):
+            path = weights_dir() / name
+            if path.is_file():
+                return load_kernel(str(path), scale=scale)[0], f"{name} x1/{scale}"
+            if not quiet:
+                print(
+                    f"lrp superres: note: no {path} (the official bicubic kernels, from {page}); "
+                    "using lrp's fitted kernel instead, within 0.007 per tap of the official one",
+                    file=sys.stderr,
+                )
+    blur, _ = parse_blur(deg.get("kernel")) if deg.get("kernel") else (None, None)
     kernel = fit_decimation_kernel(scale, method=method, blur=blur)
     return kernel, f"fitted {method}{' + ' + str(deg.get('kernel')) if blur else ''} x1/{scale}"
 
@@ -75,8 +68,7 @@ class Upscaler:
         self.device, self.dtype, self.tile, self.overlap, self.quiet = device, dtype, tile, overlap, quiet
 
     def bytes_per_image(self, w: int, h: int) -> int:
-        arch = self.spec.arch
-        per_px = _BYTES_PER_OUTPUT_PIXEL.get(arch, 2000)
+        per_px = self.spec.bytes_per_output_pixel
         if self.dtype is not None:
             per_px = per_px * self.dtype.itemsize // 4 + 8  # + the uint8/float staging
         if self.tile:
@@ -86,10 +78,8 @@ class Upscaler:
 
     def upscale(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """Same-size HxWx3 uint8 images -> their SR images (uint8)."""
-        if self.forward is None:  # bicubic: numpy matrices, no torch
-            from lrp.resize import resize_image
-
-            return [resize_image(a, float(self.scale), "bicubic") for a in arrays]
+        if self.spec.input == "uint8":  # a plain function of the images (bicubic: numpy, no torch)
+            return self.forward(arrays, self.scale)
         import torch
 
         from lrp.tiling import tiled_forward
@@ -108,8 +98,11 @@ class Upscaler:
         return list(y.permute(0, 2, 3, 1).numpy())
 
 
-class BicubicUpscaler:
-    """Registry builder of `bicubic` (it has no network; Upscaler runs lrp.resize directly)."""
+def bicubic():
+    """Registry builder of `bicubic`: MATLAB bicubic of uint8 images, numpy matrices, no network."""
+    from lrp.resize import resize_image
+
+    return lambda arrays, scale: [resize_image(a, float(scale), "bicubic") for a in arrays]
 
 
 def _to_uint8_forward(net, dtype):
@@ -136,26 +129,18 @@ def build_upscaler(
     overlap: int = 32,
     quiet: bool = True,
 ) -> Upscaler:
-    if spec.arch == "bicubic":
-        return Upscaler(spec, scale)
+    if spec.input == "uint8":
+        return Upscaler(spec, scale, spec.build())
     import torch
 
-    from lrp.device import load_state_dict, load_strict, resolve_device, resolve_dtype, weights_path
+    from lrp.device import load_model
+    from lrp.models import resolve
 
-    dev = resolve_device(device)
-    dtype = resolve_dtype(precision, dev)
-    path = weights_path(spec, weights)
-    net = spec.build()
-    load_strict(net, load_state_dict(path), str(path))
-    net = net.eval().to(device=dev, dtype=dtype, memory_format=torch.channels_last)
-    if spec.arch in ("usrnet", "usrnet-tiny"):
-        from lrp.models.usrnet import conditioned
-
-        net = conditioned(net, kernel=kernel, scale=scale, noise=noise, device=dev, dtype=dtype)
-    elif spec.arch == "srmd":
-        from lrp.models.srmd import conditioned
-
-        net = conditioned(net, scale=scale, noise=noise, device=dev, dtype=dtype)
+    net, dev, dtype = load_model(spec, weights, device, precision)
+    net = net.to(memory_format=torch.channels_last)
+    if spec.conditioner:
+        given = {"kernel": kernel, "noise": noise}
+        net = resolve(spec.conditioner)(net, scale=scale, device=dev, dtype=dtype, **{c: given[c] for c in spec.conditioning})
     return Upscaler(spec, scale, _to_uint8_forward(net, dtype), device=dev, dtype=dtype, tile=tile, overlap=overlap, quiet=quiet)
 
 
@@ -226,6 +211,7 @@ def superres_document(
     from lrp.document import add_history, image_path
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map, save_png
+    from lrp.kernels import load_kernel
     from lrp.models import get_model
     from lrp.runs import claim_out_dir, resolve_out_dir
 
@@ -235,23 +221,23 @@ def superres_document(
         raise UsageError(f"--tile {tile}: must be at least 16 pixels")
     if tile_overlap < 0:
         raise UsageError(f"--tile-overlap {tile_overlap}: must be >= 0")
-    takes_kernel, takes_noise = spec.arch in ("usrnet", "usrnet-tiny"), spec.arch in ("usrnet", "usrnet-tiny", "srmd")
+    takes_kernel = "kernel" in spec.conditioning
+    takes_noise = "noise" in spec.conditioning or spec.noisy_variant is not None
     if kernel is not None and not takes_kernel:
-        extra = " (SRMD here is conditioned on the bicubic kernel only)" if spec.arch == "srmd" else ""
-        raise UsageError(f"--kernel applies to usrnet models only, not {model}{extra}")
+        raise UsageError(f"--kernel applies to {_models_taking('kernel')} models only, not {model}")
     if noise is not None and not takes_noise:
-        raise UsageError(f"--noise applies to usrnet and srmd models only, not {model}")
+        raise UsageError(f"--noise applies to {_models_taking('noise')} models only, not {model}")
     kernel_array, kernel_label = None, None
     if takes_kernel:
         if kernel is not None:
-            kernel_array, kernel_label = read_kernel(kernel), kernel
+            kernel_array, kernel_label = load_kernel(kernel, scale=sf)[0], kernel
         else:
-            kernel_array, kernel_label = degradation_kernel(doc, sf)
+            kernel_array, kernel_label = degradation_kernel(doc, spec, sf, quiet=quiet)
     if takes_noise:
         if noise is None:
             noise = float((doc["lrp"].get("degradation") or {}).get("noise") or 0.0)
-        if spec.arch == "srmd" and not spec.kwargs.get("noise_input", True) and noise > 0:
-            raise UsageError(f"{model} is the noise-free SRMD; use srmd-x{sf} for noisy images")
+        if spec.noisy_variant and noise > 0:
+            raise UsageError(f"{model} is trained on noise-free images only; use {spec.noisy_variant} for noisy images")
         if not noise >= 0:
             raise UsageError(f"--noise {noise}: must be >= 0 (grey levels)")
     upscaler = build_upscaler(
@@ -339,6 +325,17 @@ def superres_document(
     return new_doc
 
 
+def _models_taking(what: str) -> str:
+    """'usrnet', 'srmd and usrnet': the model families that accept --kernel / --noise."""
+    from lrp.models import REGISTRY
+
+    families = sorted(
+        {s.arch.split("-")[0] for s in REGISTRY.values()
+         if s.task == "superres" and (what in s.conditioning or (what == "noise" and s.noisy_variant))}
+    )
+    return " and ".join(families) or "no"
+
+
 def _batches(images: list[dict], batch_size: int, need, budget: int) -> list[list[dict]]:
     """Same-size images together (one forward pass each), at most batch_size and within memory."""
     groups: dict[tuple[int, int], list[dict]] = {}
@@ -365,7 +362,7 @@ def command(
     ),
     weights: Weights = None,
     kernel: Optional[str] = typer.Option(
-        None, "--kernel", help="usrnet: a 2-D blur kernel file (.npy or text, sums to 1) instead of the one fitted to the document's degradation.",
+        None, "--kernel", help="usrnet: a 2-D blur kernel file (.npy, text or MATLAB .mat such as the official kernels_bicubicx234.mat; sums to 1) instead of the one that explains the document's degradation.",
         show_default=False,
     ),
     noise: Optional[float] = typer.Option(

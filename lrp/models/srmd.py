@@ -48,7 +48,7 @@ def srmd(scale: int = 4, noise_input: bool = True) -> SRMD:
     return SRMD(scale=scale, noise_input=noise_input)
 
 
-def conditioned(net: SRMD, *, scale: int, noise: float, device, dtype):
+def conditioned(net: SRMD, *, scale: int, noise: float = 0.0, device, dtype):
     """The network as a function of the RGB image alone, with the bicubic code and noise maps."""
     if scale != net.scale:
         raise UsageError(f"this SRMD model upscales x{net.scale} only; got --scale {scale}")

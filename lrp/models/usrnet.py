@@ -5,8 +5,8 @@ biases), `h.mlp.*` the HyPaNet; the data step `d` has no parameters. Each of the
 solves the data term in closed form in the Fourier domain (FFT in float32 whatever the network
 precision), then denoises with the ResUNet conditioned on beta_i.
 
-Also here: the bicubic-as-blur kernel fitted from lrp.resize's downsampler, and the official
-test pipeline's boundary handling (`wrap_boundary_liu`) in numpy.
+Also here: the official test pipeline's boundary handling (`wrap_boundary_liu`) in numpy. The
+blur kernel that stands for a resize (fitted, or USRNet's official file) is lrp.kernels'.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrp.errors import UsageError
+from lrp.kernels import fit_decimation_kernel  # noqa: F401  (moved to lrp.kernels; old import path)
 
 # --------------------------------------------------------------------------------------------
 # Blocks
@@ -150,31 +151,6 @@ def convert_usrnet(src) -> dict:
 
 # --------------------------------------------------------------------------------------------
 # Kernels
-
-
-def fit_decimation_kernel(sf: int, method: str = "bicubic", blur=None, size: int = 25) -> np.ndarray:
-    """The size x size kernel k for which `conv(x, k)[::sf, ::sf]` best matches lrp's own
-    `resize(x, 1/sf)` (after `blur`, if any): a least-squares fit, one axis at a time (the
-    resize is separable; a blur is a sum of separable terms, and the fit is linear)."""
-    from lrp.resize import convolution_matrix, resize_matrix
-
-    n = 8 * size * sf  # long enough for rows free of border effects
-    resize = resize_matrix(n, n // sf, 1.0 / sf, 0.0, method)
-    terms = [(None, None)] if blur is None else blur.terms
-
-    def fit_1d(taps):
-        m = resize if taps is None else resize @ convolution_matrix(n, taps)
-        centre = size // 2
-        rows = range(size, n // sf - size)  # interior rows: every one gives the same equations
-        # conv then x[::sf]: output o reads input o*sf + centre - j with weight k[j].
-        # Least squares over all interior rows = their average, row by row of k.
-        k = np.zeros(size)
-        for o in rows:
-            k += m[o, o * sf + centre - np.arange(size)]
-        return k / len(rows)
-
-    kernel = sum(np.outer(fit_1d(v), fit_1d(h)) for v, h in terms)
-    return kernel / kernel.sum()
 
 
 # --------------------------------------------------------------------------------------------
