@@ -19,7 +19,8 @@ import typer
 
 from lrp import geometry
 from lrp.document import add_history, image_path, load_document, write_result
-from lrp.errors import LrpError, PartialFailure, UsageError
+from lrp.errors import UsageError
+from lrp.failures import ImageFailures
 from lrp.images import load_rgb, parallel_map, save_png
 from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
@@ -153,29 +154,22 @@ def degrade_document(
     resuming = claim_out_dir(root, "degrade", doc, hash_args)
     frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)
 
+    failures = ImageFailures(keep_going)
+
+    def degrade_one(img: dict, target: Path, frame: Frame) -> bool:
+        arr = load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"]))
+        out = degrade_pixels(arr, frame, method=method, blur=blur, noise=noise, jpeg=jpeg, rng=noise_rng(seed, img["id"]))
+        save_png(out, target)
+        return True
+
     def work(img: dict):
-        iid = img["id"]
-        target, frame = targets[iid], frames[iid]
+        target, frame = targets[img["id"]], frames[img["id"]]
         if resuming and finished_png(target, frame.size):
-            return iid, "reused", None
-        try:
-            arr = load_rgb(image_path(doc, img), iid, (img["width"], img["height"]))
-            out = degrade_pixels(arr, frame, method=method, blur=blur, noise=noise, jpeg=jpeg, rng=noise_rng(seed, iid))
-            save_png(out, target)
-        except LrpError as e:
-            if not keep_going:
-                raise
-            return iid, "failed", str(e)
-        except OSError as e:  # writing: disk full, permissions
-            msg = f"image {iid} ({target}): cannot write: {e.strerror or e}"
-            if not keep_going:
-                raise LrpError(msg) from None
-            return iid, "failed", msg
-        return iid, "written", None
+            return "reused"
+        return "written" if failures.guard(img["id"], degrade_one, img, target, frame, writing=target) else "failed"
 
     with single_threaded_blas():  # one image per thread; BLAS threads on top only contend
         outcomes = list(parallel_map(work, doc["images"], workers=workers, desc="degrade", quiet=quiet))
-    failures = [msg for _, status, msg in outcomes if status == "failed"]
     new_doc = reframed(doc, frames, root)
     record = {"method": method, "scale": scale, "kernel": kernel, "noise": noise, "jpeg": jpeg, "seed": seed}
     if to_origin:
@@ -183,14 +177,13 @@ def degrade_document(
     new_doc["lrp"]["degradation"] = record
     add_history(new_doc, "degrade", args)
     if not quiet:
-        reused = sum(status == "reused" for _, status, _ in outcomes)
+        reused = outcomes.count("reused")
         print(
             f"lrp degrade: {len(outcomes) - len(failures)} images in {root}" + (f" ({reused} reused from an earlier run)" if reused else ""),
             file=sys.stderr,
         )
     if failures:
-        failed_ids = {iid for iid, status, _ in outcomes if status == "failed"}
-        raise PartialFailure(failures, len(outcomes), drop_images(new_doc, failed_ids))
+        failures.finish(doc["images"], drop_images(new_doc, failures.ids))
     return new_doc
 
 

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from lrp.errors import LrpError, UsageError
+from lrp.failures import ImageFailures
 from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Weights, Workers
 
 Classes = Annotated[
@@ -64,17 +65,48 @@ def command(
         lrp detect --model mask-rcnn-r101-fpn sr4.json -o sr4-det.json
         lrp degrade --scale 0.25 ... | lrp detect --model centernet-mbv3 | lrp evaluate
     """
-    from lrp.document import add_history, derive, load_document, write_document
-    from lrp.models import get_model
+    from lrp.document import load_document, write_result
 
-    wanted = parse_classes(classes)
-    if not 0.0 <= score_threshold < 1.0:
-        raise UsageError(f"--score-threshold {score_threshold}: expected a value in [0, 1)")
-    spec = get_model(model, task="detect")
-    doc = derive(load_document(input, images=images, allow_sample=True, quiet=quiet))
+    check_options(model, classes, score_threshold)  # usage errors before reading any input
+    doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
+    write_result(
+        "detect",
+        output,
+        lambda: detect_document(
+            doc, model=model, weights=weights, classes=classes, score_threshold=score_threshold, max_per_image=max_per_image,
+            device=device, precision=precision, batch_size=batch_size, workers=workers, quiet=quiet, keep_going=keep_going,
+        ),
+    )
+
+
+def detect_document(
+    doc: dict,
+    *,
+    model: str = "faster-rcnn-r101-fpn",
+    weights=None,
+    classes: str = "person",
+    score_threshold: float = 0.05,
+    max_per_image: int = 100,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 1,
+    workers: int | None = None,
+    quiet: bool = False,
+    keep_going: bool = False,
+) -> dict:
+    """A copy of `doc` with `lrp.detections` from `model` (`doc` is untouched).
+
+    Raises LrpError on the first failing image, or with `keep_going` a PartialFailure after all
+    images, carrying the document (the failed images stay, without detections).
+    """
+    from lrp.document import add_history, derive
+
+    spec, wanted = check_options(model, classes, score_threshold)
+    doc = derive(doc)
     category_ids = category_ids_for(doc, wanted)
     detector = load_detector(spec, weights, device, precision, score_threshold, max_per_image, list(category_ids))
-    results, failures = detect_document(doc, detector, category_ids, batch_size=batch_size, workers=workers, quiet=quiet, keep_going=keep_going)
+    failures = ImageFailures(keep_going)
+    results, _ = detect_images(doc, detector, category_ids, batch_size=batch_size, workers=workers, quiet=quiet, failures=failures)
     doc["lrp"]["detections"] = results
     add_history(
         doc,
@@ -84,16 +116,22 @@ def command(
     )
     if not quiet:
         print(f"lrp detect: {model} on {len(doc['images']) - len(failures)} images -> {len(results)} detections", file=sys.stderr)
-    if failures:
-        for line in failures:
-            print(f"lrp detect: failed: {line}", file=sys.stderr)
-    write_document(doc, output)
-    if failures:
-        raise LrpError(f"{len(failures)} of {len(doc['images'])} images failed (listed above); they have no detections")
+    failures.finish(doc["images"], doc, "they have no detections")
+    return doc
 
 
 # --------------------------------------------------------------------------------------------
-# Classes and categories (no torch)
+# Options, classes and categories (no torch)
+
+
+def check_options(model: str, classes: str, score_threshold: float):
+    """(the registry spec, contiguous class indices), or the UsageError of a bad option."""
+    from lrp.models import get_model
+
+    wanted = parse_classes(classes)
+    if not 0.0 <= score_threshold < 1.0:
+        raise UsageError(f"--score-threshold {score_threshold}: expected a value in [0, 1)")
+    return get_model(model, task="detect"), wanted
 
 
 def parse_classes(text: str) -> list[int]:
@@ -144,32 +182,24 @@ def category_ids_for(doc: dict, wanted: list[int]) -> dict[int, int]:
 
 
 def load_detector(spec, weights, device: str, precision: str, score_threshold: float, max_per_image: int, classes=None):
-    """Build the registry model, strict-load its weights, move it to the device and precision."""
-    from lrp.device import load_state_dict, load_strict, resolve_device, resolve_dtype, weights_path
+    """The registry model (lrp.device.load_model), configured for this run."""
+    from lrp.device import load_model
 
-    dev = resolve_device(device)
-    dtype = resolve_dtype(precision, dev)
-    path = weights_path(spec, weights)
-    net = spec.build()
-    load_strict(net, load_state_dict(path), f"{path} ({spec.name})")
-    return net.to(dev, dtype).eval().configure(score_thresh=score_threshold, detections_per_image=max_per_image, classes=classes)
+    net, _, _ = load_model(spec, weights, device, precision)
+    return net.configure(score_thresh=score_threshold, detections_per_image=max_per_image, classes=classes)
 
 
-def detect_document(doc: dict, detector, category_ids: dict[int, int], *, batch_size=1, workers=None, quiet=False, keep_going=False):
-    """COCO detection results for every image of `doc`, and the failures (with keep_going)."""
+def detect_images(doc: dict, detector, category_ids: dict[int, int], *, batch_size=1, workers=None, quiet=False, failures=None):
+    """COCO detection results for every image of `doc`, and the messages of the images that
+    failed: they go to `failures` (an lrp.failures.ImageFailures; by default the first raises)."""
     from lrp.document import image_path
     from lrp.images import load_rgb, parallel_map
 
-    failures: list[str] = []
+    failures = failures if failures is not None else ImageFailures(keep_going=False)
     results: list[dict] = []
 
     def load(img):
-        try:
-            return img, load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"])), None
-        except LrpError as e:
-            if not keep_going:
-                raise
-            return img, None, str(e)
+        return img, failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"])))
 
     batch: list[tuple[dict, object]] = []
 
@@ -180,15 +210,14 @@ def detect_document(doc: dict, detector, category_ids: dict[int, int], *, batch_
                 results.extend(to_coco_results(img["id"], out, category_ids))
             batch.clear()
 
-    for img, pixels, error in parallel_map(load, doc["images"], workers=workers, desc="detect", quiet=quiet):
-        if error is not None:
-            failures.append(error)
+    for img, pixels in parallel_map(load, doc["images"], workers=workers, desc="detect", quiet=quiet):
+        if pixels is None:
             continue
         batch.append((img, pixels))
         if len(batch) >= batch_size:
             flush()
     flush()
-    return results, failures
+    return results, failures.messages(doc["images"])
 
 
 def to_coco_results(image_id, out: dict, category_ids: dict[int, int]) -> list[dict]:

@@ -19,10 +19,11 @@ class NotImplementedYet(UsageError):
 
 
 class PartialFailure(LrpError):
-    """`--keep-going` ended with failed images: `doc` is the document without them."""
+    """`--keep-going` ended with failed images: `doc` is the document to write anyway (without
+    them, or as `consequence` says). Raised by lrp.failures.ImageFailures.finish."""
 
-    def __init__(self, failures: list[str], total: int, doc: dict):
-        super().__init__(f"{len(failures)} of {total} images failed (listed above); the document leaves them out")
+    def __init__(self, failures: list[str], total: int, doc: dict, consequence: str = "the document leaves them out"):
+        super().__init__(f"{len(failures)} of {total} images failed (listed above); {consequence}")
         self.failures = failures
         self.doc = doc
 

@@ -213,15 +213,10 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
 
 
 def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression):
-    from lrp.device import load_state_dict, load_strict, resolve_device, resolve_dtype, weights_path
+    from lrp.device import load_model
     from lrp.topdown import TopDown
 
-    dev = resolve_device(device)
-    dtype = resolve_dtype(precision, dev)
-    path = weights_path(spec, weights)
-    net = spec.build()
-    load_strict(net, load_state_dict(path), str(path))
-    net = net.to(device=dev, dtype=dtype)
+    net, dev, dtype = load_model(spec, weights, device, precision)
     return TopDown(
         net,
         size,

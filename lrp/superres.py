@@ -207,7 +207,7 @@ def superres_document(
     keep_going: bool = False,
 ) -> dict:
     from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
-    from lrp.errors import PartialFailure
+    from lrp.failures import ImageFailures
     from lrp.document import add_history, image_path
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map, save_png
@@ -273,24 +273,18 @@ def superres_document(
 
     todo = [img for img in doc["images"] if not (resuming and finished_png(targets[img["id"]], frames[img["id"]].size))]
     batches = _batches(todo, batch_size, lambda img: upscaler.bytes_per_image(img["width"], img["height"]), budget)
-    failures: dict[int, str] = {}
+    failures = ImageFailures(keep_going)
 
     def load(batch):
         loaded = []
         for img in batch:
-            try:
-                loaded.append((img, load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"]))))
-            except LrpError as e:
-                if not keep_going:
-                    raise
-                failures[img["id"]] = str(e)
+            arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"])))
+            if arr is not None:
+                loaded.append((img, arr))
         return loaded
 
     def save(img, arr):
-        try:
-            save_png(arr, targets[img["id"]])
-        except OSError as e:
-            failures[img["id"]] = f"image {img['id']} ({targets[img['id']]}): cannot write: {e.strerror or e}"
+        failures.guard(img["id"], save_png, arr, targets[img["id"]], writing=targets[img["id"]])
 
     with ThreadPoolExecutor(max_workers=max(1, workers or 2)) as writer:
         pending = []
@@ -300,16 +294,12 @@ def superres_document(
             try:
                 outs = upscaler.upscale([arr for _, arr in loaded])
             except LrpError as e:
-                if not keep_going:
-                    raise
-                for img, _ in loaded:
-                    failures[img["id"]] = f"image {img['id']}: {e}"
+                for img, _ in loaded:  # the batch failed as a whole: each of its images did
+                    failures.record(img["id"], e, prefix=f"image {img['id']}: ")
                 continue
             pending += [writer.submit(save, img, out) for (img, _), out in zip(loaded, outs)]
         for fut in pending:
             fut.result()
-    if failures and not keep_going:
-        raise LrpError(next(iter(failures.values())))
 
     new_doc = reframed(doc, frames, root)
     add_history(new_doc, "superres", args)
@@ -321,7 +311,7 @@ def superres_document(
             file=sys.stderr,
         )
     if failures:
-        raise PartialFailure(list(failures.values()), len(doc["images"]), drop_images(new_doc, set(failures)))
+        failures.finish(doc["images"], drop_images(new_doc, failures.ids))
     return new_doc
 
 

@@ -222,17 +222,17 @@ def test_real_centernet_finds_the_people_of_coco_val4(runner, coco_val4, tmp_pat
 
 
 def test_mask_model_fills_segmentation_and_area(tiny_doc):
-    """Mask R-CNN (tiny random R-50) through `detect_document`: RLE masks in each image's frame."""
+    """Mask R-CNN (tiny random R-50) through `detect_images`: RLE masks in each image's frame."""
     from pycocotools import mask as mask_util
 
-    from lrp.detect import category_ids_for, detect_document, parse_classes
+    from lrp.detect import category_ids_for, detect_images, parse_classes
     from lrp.document import load_document
     from test_rcnn import tiny_model
 
     doc_path, images = tiny_doc
     doc = load_document(str(doc_path), images=images)
     doc["images"] = doc["images"][:2]  # the RGB and the grayscale image
-    results, failures = detect_document(doc, tiny_model(mask=True), category_ids_for(doc, parse_classes("person")), quiet=True, batch_size=2)
+    results, failures = detect_images(doc, tiny_model(mask=True), category_ids_for(doc, parse_classes("person")), quiet=True, batch_size=2)
     assert failures == [] and results
     sizes = {img["id"]: (img["height"], img["width"]) for img in doc["images"]}
     for r in results:
