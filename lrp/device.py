@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from lrp.errors import LrpError, UsageError
+from lrp.models import weights_dir, weights_path  # noqa: F401  (torch-free, so they live there)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,25 +36,6 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "fp16" and device.type != "cuda":
         raise UsageError("--precision fp16 needs CUDA; use bf16 on the CPU")
     return DTYPES[precision]
-
-
-def weights_dir() -> Path:
-    return Path(os.environ.get("LRP_WEIGHTS") or Path.home() / ".cache" / "lrp" / "weights")
-
-
-def weights_path(spec, override: str | os.PathLike | None = None) -> Path:
-    """The .safetensors file for a registry entry, or a clear error saying how to get it."""
-    if override is not None:
-        path = Path(override)
-        if not path.is_file():
-            raise LrpError(f"--weights {path}: no such file")
-        return path
-    if spec.weights is None:
-        raise LrpError(f"model {spec.name} has no weights")
-    path = weights_dir() / spec.weights.file
-    if not path.is_file():
-        raise LrpError(f"weights for {spec.name} not found at {path}; get them with: {spec.weights.how_to_get()}")
-    return path
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

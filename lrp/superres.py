@@ -29,7 +29,7 @@ def degradation_kernel(doc: dict, spec, scale: int, *, quiet: bool = True) -> tu
     """The blur + decimation kernel that best explains how the document's images were made: the
     model's official bicubic kernels for a bicubic document when their file is in the weights
     folder (what the official bicubic test uses), else lrp's fit of the document's own resize."""
-    from lrp.device import weights_dir
+    from lrp.models import weights_dir
     from lrp.kernels import fit_decimation_kernel, load_kernel, parse_blur, scales_in_name
 
     deg = doc["lrp"].get("degradation") or {}

@@ -112,7 +112,7 @@ def list_(
     task: Annotated[Optional[str], typer.Option("--task", help="Only superres, detect or pose.")] = None,
 ):
     """Every registry model: architecture, scale, training data, licence, source, sha256, present?"""
-    from lrp.device import weights_dir
+    from lrp.models import weights_dir
     from lrp.models import REGISTRY
 
     rows = []
@@ -195,7 +195,7 @@ def convert(
 
 
 def _weights_file(spec) -> Path:
-    from lrp.device import weights_dir
+    from lrp.models import weights_dir
 
     return weights_dir() / spec.weights.file
 
@@ -283,6 +283,6 @@ def verify(
 @step("weights")
 def path(name: Annotated[str, typer.Argument(help="Model name.")]):
     """Print where a model's weights file lives (exit 1, with the command that gets it, if absent)."""
-    from lrp.device import weights_path
+    from lrp.models import weights_path
 
     print(str(weights_path(_spec(name))))

@@ -268,3 +268,20 @@ def test_missing_official_weights_name_the_file_and_its_page(runner, weights_dir
         assert res.exit_code == 1
         assert f"official file {official}" in res.stderr or f"/{official}, from" in res.stderr, res.stderr
         assert f"from {page}" in res.stderr, res.stderr
+
+
+def test_list_and_path_do_not_import_torch(tmp_path):
+    """The registry and the weights folder are torch-free: listing is instant."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom lrp.cli import app\n"
+        "for args in (['weights', 'list', '--json'], ['weights', 'path', 'usrnet']):\n"
+        "    CliRunner().invoke(app, args)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "LRP_WEIGHTS": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -13,9 +13,11 @@ on an architecture's name, so a new model is one model file plus one entry in it
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from lrp.errors import UsageError
+from lrp.errors import LrpError, UsageError
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,26 @@ def get_model(name: str, task: str | None = None) -> ModelSpec:
         names = sorted(n for n, s in REGISTRY.items() if task is None or s.task == task)
         raise UsageError(f"unknown model {name!r}; known {task or ''} models: {', '.join(names) or 'none yet'}")
     return spec
+
+
+# --------------------------------------------------------------------------------------------
+# Where weights files live (torch-free: `lrp weights list` and `path` do not import torch)
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("LRP_WEIGHTS") or Path.home() / ".cache" / "lrp" / "weights")
+
+
+def weights_path(spec, override: str | os.PathLike | None = None) -> Path:
+    """The .safetensors file for a registry entry, or a clear error saying how to get it."""
+    if override is not None:
+        path = Path(override)
+        if not path.is_file():
+            raise LrpError(f"--weights {path}: no such file")
+        return path
+    if spec.weights is None:
+        raise LrpError(f"model {spec.name} has no weights")
+    path = weights_dir() / spec.weights.file
+    if not path.is_file():
+        raise LrpError(f"weights for {spec.name} not found at {path}; get them with: {spec.weights.how_to_get()}")
+    return path
