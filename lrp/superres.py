@@ -206,6 +206,10 @@ def superres_document(
     quiet: bool = False,
     keep_going: bool = False,
 ) -> dict:
+    """Super-resolve every image of `doc`, write PNGs, return the document in the SR frame
+    (`doc` is untouched). What the model needs (scale, memory, kernel, noise) comes from its
+    registry spec. Raises LrpError on the first failing image, or with `keep_going` a
+    PartialFailure after all images, carrying the document without the failed ones."""
     from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
     from lrp.failures import ImageFailures
     from lrp.document import add_history, image_path
