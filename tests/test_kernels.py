@@ -214,3 +214,31 @@ def _fitted_kernel_file(tmp_path, sf):
     path = tmp_path / f"fitted_x{sf}.npy"
     np.save(path, fit_decimation_kernel(sf))
     return path
+
+
+def test_damaged_mat_files_are_refused_in_one_line(tmp_path, reference_dir):
+    """Truncated or bit-flipped copies of the official file: a UsageError naming the file,
+    never a traceback, a huge allocation or a wrong kernel taken silently."""
+    from lrp.errors import UsageError
+    from lrp.kernels import load_kernel
+
+    data = (reference_dir / OFFICIAL).read_bytes()
+    # An uncompressed copy too, so that damage hits the matrix headers and not only zlib.
+    write_mat(tmp_path / "plain.mat", {"kernels": [k.astype(np.float64) for k in _official(reference_dir)[0]]})
+    plain = (tmp_path / "plain.mat").read_bytes()
+    rng = np.random.default_rng(0)
+    cases = [data[:n] for n in (0, 100, 130, 200, 1000, len(data) - 1)] + [plain[:n] for n in (140, 200, 300, 5000, len(plain) - 8)]
+    for _ in range(40):
+        b = bytearray(plain)
+        b[int(rng.integers(128, 400))] ^= 0xFF  # the tags and headers of the first cells
+        cases.append(bytes(b))
+    path = tmp_path / "x234" / "kernels_bicubicx234.mat"
+    path.parent.mkdir()
+    for damaged in cases:
+        path.write_bytes(damaged)
+        try:
+            kernel, _ = load_kernel(str(path), scale=4)
+        except UsageError as e:
+            assert str(e).startswith(f"--kernel {path}: ") and "\n" not in str(e)
+        else:  # damage that left a valid file (a flipped tap value): still a checked kernel
+            assert kernel.ndim == 2 and abs(kernel.sum() - 1) <= 1e-3
