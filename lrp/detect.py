@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from lrp.errors import LrpError, UsageError
-from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Weights, Workers
+from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Shard, Weights, Workers
 
 Classes = Annotated[
     str,
@@ -47,6 +47,7 @@ def command(
     device: Device = "auto",
     precision: Precision = "fp32",
     batch_size: BatchSize = 1,
+    shard: Shard = None,
     workers: Workers = None,
     keep_going: KeepGoing = False,
     quiet: Quiet = False,
@@ -66,12 +67,14 @@ def command(
     """
     from lrp.document import add_history, derive, load_document, write_document
     from lrp.models import get_model
+    from lrp.shard import apply_shard
 
     wanted = parse_classes(classes)
     if not 0.0 <= score_threshold < 1.0:
         raise UsageError(f"--score-threshold {score_threshold}: expected a value in [0, 1)")
     spec = get_model(model, task="detect")
     doc = derive(load_document(input, images=images, allow_sample=True, quiet=quiet))
+    doc = apply_shard(doc, shard, "detect")
     category_ids = category_ids_for(doc, wanted)
     detector = load_detector(spec, weights, device, precision, score_threshold, max_per_image, list(category_ids))
     results, failures = detect_document(doc, detector, category_ids, batch_size=batch_size, workers=workers, quiet=quiet, keep_going=keep_going)
