@@ -23,9 +23,10 @@ from lrp.errors import UsageError
 from lrp.failures import ImageFailures
 from lrp.images import load_rgb, parallel_map, save_png
 from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
-from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
+from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Shard, Workers
 from lrp.kernels import parse_blur
 from lrp.resize import METHODS, Blur, resample, single_threaded_blas, strided_step, to_uint8
+from lrp.shard import apply_shard
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +215,7 @@ def command(
     seed: int = typer.Option(0, "--seed", min=0, help="Noise seed; each image draws from (seed, image id)."),
     output: Output = None,
     out_dir: OutDir = None,
+    shard: Shard = None,
     workers: Workers = None,
     keep_going: KeepGoing = False,
     quiet: Quiet = False,
@@ -231,6 +233,7 @@ def command(
         lrp degrade --scale 0.5 --kernel gaussian:1.2 --noise 5 --jpeg 75 < hr.json > lr2.json
     """
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
+    doc = apply_shard(doc, shard, "degrade")
     write_result(
         "degrade",
         output,

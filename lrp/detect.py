@@ -16,7 +16,7 @@ import typer
 
 from lrp.errors import LrpError, UsageError
 from lrp.failures import ImageFailures
-from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Weights, Workers
+from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Shard, Weights, Workers
 
 Classes = Annotated[
     str,
@@ -48,6 +48,7 @@ def command(
     device: Device = "auto",
     precision: Precision = "fp32",
     batch_size: BatchSize = 1,
+    shard: Shard = None,
     workers: Workers = None,
     keep_going: KeepGoing = False,
     quiet: Quiet = False,
@@ -66,9 +67,10 @@ def command(
         lrp degrade --scale 0.25 ... | lrp detect --model centernet-mbv3 | lrp evaluate
     """
     from lrp.document import load_document, write_result
+    from lrp.shard import apply_shard
 
     check_options(model, classes, score_threshold)  # usage errors before reading any input
-    doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
+    doc = apply_shard(load_document(input, images=images, allow_sample=True, quiet=quiet), shard, "detect")
     write_result(
         "detect",
         output,

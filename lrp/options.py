@@ -47,6 +47,15 @@ KeepGoing = Annotated[
 Workers = Annotated[
     Optional[int], typer.Option("--workers", min=1, help="Threads for decoding and encoding images.", show_default=False)
 ]
+Shard = Annotated[
+    Optional[str],
+    typer.Option(
+        "--shard",
+        help="Process only shard I of N (0-based, e.g. 0/4): the images whose id's SHA-256 mod N is I, "
+        "with their annotations and results; join the shard documents with `lrp merge`.",
+        show_default=False,
+    ),
+]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (fp16 on CUDA only).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images (or crops) per forward pass.")]

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from lrp.errors import LrpError, UsageError
-from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Weights, Workers
+from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Shard, Weights, Workers
 
 BoxSource = Annotated[str, typer.Option("--boxes", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
 DetThreshold = Annotated[float, typer.Option("--det-threshold", help="Skip detections scoring below this (official: 0.0).")]
@@ -61,6 +61,7 @@ def command(
     device: Device = "auto",
     precision: Precision = "fp32",
     batch_size: BatchSize = 32,
+    shard: Shard = None,
     workers: Workers = None,
     keep_going: KeepGoing = False,
     quiet: Quiet = False,
@@ -81,6 +82,7 @@ def command(
     """
     from lrp.document import add_history, derive, load_document, write_document
     from lrp.models import get_model
+    from lrp.shard import apply_shard
     from lrp.topdown import DECODERS
 
     if boxes not in ("gt", "detections"):
@@ -101,6 +103,7 @@ def command(
     if detections_file is not None:
         boxes = "detections"
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
+    doc = apply_shard(doc, shard, "pose")  # after the detections file: it covers every image
     people, skipped = collect_people(doc, boxes, det_threshold)
     runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)

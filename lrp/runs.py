@@ -12,6 +12,9 @@ from lrp.errors import UsageError
 
 def run_hash(command: str, doc: dict, args: dict) -> str:
     """Covers the input document, the arguments and the version: same inputs, same folder."""
+    from lrp.shard import run_identity
+
+    doc = run_identity(doc)  # every shard of one run shares the run's folder
     h = hashlib.sha256()
     h.update(command.encode())
     h.update(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode())

@@ -19,7 +19,7 @@ import numpy as np
 import typer
 
 from lrp.errors import LrpError, UsageError
-from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, OutDir, Output, Precision, Quiet, Weights, Workers
+from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, OutDir, Output, Precision, Quiet, Shard, Weights, Workers
 
 # --------------------------------------------------------------------------------------------
 # Kernels and degradation
@@ -371,6 +371,7 @@ def command(
     tile_overlap: int = typer.Option(32, "--tile-overlap", help="Extra LR pixels around each tile, cropped after the network."),
     output: Output = None,
     out_dir: OutDir = None,
+    shard: Shard = None,
     workers: Workers = None,
     keep_going: KeepGoing = False,
     quiet: Quiet = False,
@@ -388,8 +389,10 @@ def command(
         lrp superres --model esrgan --tile 128 --precision bf16 lr.json -o sr.json
     """
     from lrp.document import load_document, write_result
+    from lrp.shard import apply_shard
 
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
+    doc = apply_shard(doc, shard, "superres")
     write_result(
         "superres",
         output,
