@@ -117,3 +117,17 @@ def test_help_and_no_torch():
 
     res = run_lrp(CliRunner(), ["cost", "--help"])
     assert res.exit_code == 0 and "2^30" in res.stdout
+
+
+@pytest.mark.parametrize("name", ["pck", "crowdpose", "quality", "cost"])
+def test_issue13_commands_are_documented(runner, name):
+    """The commands of issue 13 (quality, cost, pck, crowdpose): help text for every option, man page."""
+    from tests.test_cli import _commands
+    from tests.conftest import REPO
+
+    cmd = _commands().commands[name]
+    assert cmd.help and len(cmd.help.strip()) > 20
+    for param in cmd.params:
+        if param.param_type_name == "option" and param.name != "help":
+            assert getattr(param, "help", None), f"lrp {name}: option {param.opts} has no help text"
+    assert (REPO / "man" / f"lrp-{name}.1").is_file()

@@ -314,3 +314,13 @@ def test_help_and_no_torch():
     for cmd, word in (("pck", "head_box"), ("crowdpose", "crowdIndex")):
         res = run_lrp(CliRunner(), [cmd, "--help"])
         assert res.exit_code == 0 and word in res.stdout
+
+
+def test_head_box_moves_with_the_frame():
+    """A degrade step maps head_box as it maps bbox, so PCKh reads it in the document's frame."""
+    from lrp.geometry import map_annotation
+
+    ann = {"id": 1, "image_id": 1, "bbox": [40.0, 20.0, 100.0, 200.0], "head_box": [80.0, 20.0, 24.0, 30.0]}
+    out = map_annotation(ann, [0.25, 0.5, 1.0, 2.0], (40, 60))
+    assert out["head_box"] == [21.0, 12.0, 6.0, 15.0]
+    assert pck.head_size(out["head_box"], "x") == pytest.approx(0.6 * math.hypot(6, 15))
