@@ -307,8 +307,9 @@ def measure_document(
         if a.get("category_id") != cat or a.get("iscrowd") or not a.get("bbox"):
             continue
         people_by_image.setdefault(a["image_id"], {})[a["id"]] = a["bbox"]
+        area = areas.get(a["id"])
         for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
-            if lo < areas[a["id"]] <= hi:
+            if area is not None and lo < area <= hi:
                 buckets[i].append(a["id"])
                 break
 
