@@ -132,6 +132,8 @@ def map_annotation(ann: dict, xf: Xform, new_size: tuple[int, int]) -> dict:
     out = copy.deepcopy(ann)
     if "bbox" in ann:
         out["bbox"] = map_bbox(ann["bbox"], xf)
+    if "head_box" in ann:  # MPII's head rectangle, PCKh's norm (lrp pck)
+        out["head_box"] = map_bbox(ann["head_box"], xf)
     if "area" in ann:
         out["area"] = ann["area"] * sx * sy
     if "segmentation" in ann:
