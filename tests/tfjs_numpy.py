@@ -2,7 +2,8 @@
 
 It executes `model.json` node by node with TensorFlow's documented semantics (NHWC, 'SAME'
 padding with the extra row after, legacy bilinear resize, TopK ties to the lower index), sharing
-no code with the PyTorch modules it checks. Only the ops CenterNet and MoveNet use are here.
+no code with the PyTorch modules it checks. Only the ops CenterNet, PoseNet and NanoDet (an
+ONNX export: NCHW transposes, explicit pads, LeakyReLU, SplitV) use are here.
 """
 
 from __future__ import annotations
@@ -80,6 +81,27 @@ def resize_bilinear_legacy(x, size):
     return out
 
 
+def resize_bilinear_half_pixel(x, size):
+    """align_corners=False, half_pixel_centers=True: source (o + 0.5) * in / out - 0.5, clamped."""
+    n, h, w, c = x.shape
+    oh, ow = size
+
+    def axis(o, i):
+        src = np.clip((np.arange(o) + 0.5) * (i / o) - 0.5, 0, None)
+        lo = np.minimum(np.floor(src).astype(int), i - 1)
+        return lo, np.minimum(lo + 1, i - 1), src - lo
+
+    y0, y1, fy = axis(oh, h)
+    x0, x1, fx = axis(ow, w)
+    out = np.zeros((n, oh, ow, c), dtype=np.float64)
+    for yo in range(oh):
+        for xo in range(ow):
+            top = x[:, y0[yo], x0[xo]] * (1 - fx[xo]) + x[:, y0[yo], x1[xo]] * fx[xo]
+            bottom = x[:, y1[yo], x0[xo]] * (1 - fx[xo]) + x[:, y1[yo], x1[xo]] * fx[xo]
+            out[:, yo, xo] = top * (1 - fy[yo]) + bottom * fy[yo]
+    return out
+
+
 def max_pool(x, k, strides, padding):
     kh, kw = k
     if padding == "SAME":
@@ -117,7 +139,7 @@ def _stride_hw(attrs, key="strides"):
 
 
 def run_graph(graph, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
-    """Execute `graph` (lrp.models.tfjs.GraphModel) in float64; returns the named outputs."""
+    """Execute `graph` (lrp.sources.tfjs.GraphModel) in float64; returns the named outputs."""
     values: dict[str, object] = {k: np.asarray(v, dtype=np.float64) for k, v in feeds.items()}
     for name, w in graph.weights.items():
         values[name] = w.astype(np.float64) if w.dtype == np.float32 else w
@@ -169,8 +191,22 @@ def run_graph(graph, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[s
         elif op == "ConcatV2":
             out = np.concatenate(ins[:-1], axis=int(ins[-1]))
         elif op == "ResizeBilinear":
-            assert not a.get("align_corners") and not a.get("half_pixel_centers")
-            out = resize_bilinear_legacy(ins[0], [int(v) for v in ins[1]])
+            assert not a.get("align_corners")
+            resize = resize_bilinear_half_pixel if a.get("half_pixel_centers") else resize_bilinear_legacy
+            out = resize(ins[0], [int(v) for v in ins[1]])
+        elif op == "LeakyRelu":
+            out = np.where(ins[0] > 0, ins[0], ins[0] * a.get("alpha", 0.2))
+        elif op in ("Pad", "PadV2"):
+            fill = float(ins[2]) if op == "PadV2" else 0.0
+            out = np.pad(ins[0], [tuple(int(v) for v in row) for row in ins[1]], constant_values=fill)
+        elif op == "Transpose":
+            out = np.transpose(ins[0], [int(v) for v in ins[1]])
+        elif op == "SplitV":
+            sizes, axis = [int(v) for v in ins[1]], int(ins[2])
+            out = tuple(np.split(ins[0], np.cumsum(sizes)[:-1], axis=axis))
+        elif op == "SparseToDense":
+            out = np.full([int(v) for v in np.atleast_1d(ins[1])], ins[3], dtype=np.asarray(ins[3]).dtype)
+            out[tuple(np.asarray(ins[0], dtype=np.int64).T)] = ins[2]
         elif op == "MaxPool":
             out = max_pool(ins[0], (a["ksize"][1], a["ksize"][2]), _stride_hw(a), a["padding"])
         elif op == "Reshape":

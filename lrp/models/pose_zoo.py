@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrp.models import ModelSpec, WeightsInfo
+from lrp.models import ModelSpec, WeightsInfo, human_model
 
 HRNET_LICENCE = "MIT (leoxiaobin/deep-high-resolution-net.pytorch)"
 HRNET_DATA = "COCO train2017 person keypoints, 17 keypoints, full resolution, GT boxes"
@@ -66,13 +66,35 @@ MODELS: list[ModelSpec] = [
         ),
         notes="single-person MoveNet run top-down on each person box (square crop, raw 0..255 input)",
     ),
+    human_model(
+        "movenet-lightning", "pose", "lrp.models.movenet:movenet_lightning",
+        graph="movenet-lightning",
+        input_size=[192, 192],
+        licence="Apache-2.0 (Google MoveNet)",
+        trained_on="COCO train2017 + Google's Active set, 17 COCO keypoints, one person per 192x192 input",
+        sha256="9ddab9a2fe70c5aa0ada50148e3c977198feef92e202ae9afebf27cbd3835e6a",
+        notes="MoveNet Lightning: Thunder's network at width 1.0 and a 192x192 input, run top-down like Thunder",
+    ),
+    human_model(
+        "posenet", "pose", "lrp.models.posenet:posenet",
+        graph="posenet",
+        input_size=[385, 385],
+        licence="Apache-2.0 (Google PoseNet, MobileNetV1 0.75, output stride 16)",
+        trained_on="COCO keypoints (PersonLab-style heatmaps, short-range offsets, mid-range displacements), 17 keypoints",
+        sha256="734c76a60a9b74cc2055eaf38a17928d55d52afa16db2abca3ff9fccb06f7cb1",
+        notes="PoseNet run top-down on each person box: heatmap argmax x 16 + short-range offset (--decode offset)",
+    ),
 ]
 
 CONVERTERS = {
     "hrnet-w32": "lrp.models.pose_zoo:convert_hrnet",
     "hrnet-w48": "lrp.models.pose_zoo:convert_hrnet",
 }
-FETCHERS = {"movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder"}
+FETCHERS = {
+    "movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder",
+    "movenet-lightning": "lrp.models.movenet:fetch_movenet_lightning",
+    "posenet": "lrp.models.posenet:fetch_posenet",
+}
 
 
 # Prefixes of the checkpoints we accept, mapped to the official names: MMPose 1.x (`head.`),
