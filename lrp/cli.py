@@ -45,9 +45,9 @@ def _main(
 
 def _register() -> None:
     # Import order is the order of `lrp --help`: the pipeline's order.
-    from lrp import bucket, degrade, detect, draw, evaluate, mix, pose, superres, weights
+    from lrp import bucket, degrade, detect, draw, evaluate, mix, pose, report, superres, weights
 
-    for module in (degrade, superres, detect, pose, mix, evaluate, bucket, draw):
+    for module in (degrade, superres, detect, pose, mix, evaluate, bucket, draw, report):
         name = module.__name__.rsplit(".", 1)[1]
         app.command(name, help=module.command.__doc__, no_args_is_help=False)(step(name)(module.command))
     app.add_typer(weights.app, name="weights")

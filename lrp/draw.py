@@ -23,6 +23,7 @@ from typing import Annotated, Optional
 import typer
 
 from lrp.errors import LrpError, UsageError
+from lrp.evaluate import Labels
 from lrp.options import Images, Quiet, Workers
 
 GT_COLOUR = (0, 220, 255)
@@ -408,6 +409,12 @@ def load_sources(paths: list[str] | None, images: Path | None) -> list[tuple[str
     return [("<stdin>" if p == "-" else p, load_document(p, images=images)) for p in paths]
 
 
+FilesDir = Annotated[
+    Optional[Path],
+    typer.Option("--out-dir", help="Folder for the files written (required; never an input image folder).", show_default=False),
+]
+
+
 def command(
     documents: Annotated[
         Optional[list[str]],
@@ -417,9 +424,7 @@ def command(
             show_default=False,
         ),
     ] = None,
-    out_dir: Annotated[
-        Optional[Path], typer.Option("--out-dir", help="Folder for the PNGs (never an input image folder).", show_default=False)
-    ] = None,
+    out_dir: FilesDir = None,
     people: Annotated[bool, typer.Option("--people", help="One strip per person (cropped, enlarged) instead of per image.")] = False,
     image_id: Annotated[
         Optional[list[int]], typer.Option("--image-id", help="Draw only this image (repeatable).", show_default=False)
@@ -427,10 +432,7 @@ def command(
     ann_id: Annotated[
         Optional[list[int]], typer.Option("--ann-id", help="Draw only this person (repeatable; implies --people).", show_default=False)
     ] = None,
-    label: Annotated[
-        Optional[list[str]],
-        typer.Option("--label", help="Panel title, once per document in order (default: from its history).", show_default=False),
-    ] = None,
+    label: Labels = None,
     images: Images = None,
     workers: Workers = None,
     quiet: Quiet = False,

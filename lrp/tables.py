@@ -64,6 +64,25 @@ def render_markdown(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def render_html(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
+    """Tables as HTML fragments (escaped text, numbers right-aligned), for `lrp report`."""
+    import html
+
+    parts = []
+    for t in tables:
+        parts.append(f"<h3>{html.escape(t.title)}</h3>\n<table>")
+        parts.append("<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in t.columns) + "</tr>")
+        for row in t.rows:
+            cells = (
+                f"<td>{html.escape(cell_text(c))}</td>" if i < t.text_columns else f'<td class="num">{html.escape(cell_text(c))}</td>'
+                for i, c in enumerate(row)
+            )
+            parts.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append("</table>")
+    parts.extend(f"<p>{html.escape(n)}</p>" for n in notes)
+    return "\n".join(parts) + "\n"
+
+
 def render_terminal(tables: Sequence[Table], out: IO, notes: Sequence[str] = ()) -> None:
     from rich import box
     from rich.console import Console

@@ -76,7 +76,7 @@ def chain(tmp_path_factory):
                         "detections": [], "poses": []}
         else:
             d = json.loads(src.read_text())
-        d["lrp"]["poses"] = jittered_poses(d, seed=1)
+        d["lrp"]["poses"] = jittered_poses(d, seed=1 if src is None else 3)  # other noise in each frame
         d["lrp"]["detections"] = jittered_boxes(d, seed=2, with_masks=True)
         (root / name).write_text(json.dumps(d))
         paths.append(str(root / name))
