@@ -271,8 +271,10 @@ def build_tables(evaluations: list[Evaluation]):
         rows = [ev for ev in evaluations if task in ev.metrics]
         if not rows:
             continue
-        cols = ce.PAPER_COLUMNS[task]
-        t = Table(ce.TASK_TITLES[task], ["document", *cols])
+        # AP50 and AP75 beside AP on a terminal wide enough (the paper's tables leave them out).
+        extra = ("AP50", "AP75") if task != "keypoints" else ()
+        cols = (ce.PAPER_COLUMNS[task][0], *extra, *ce.PAPER_COLUMNS[task][1:])
+        t = Table(ce.TASK_TITLES[task], ["document", *cols], optional=extra)
         for ev in rows:
             t.rows.append([ev.label, *(_with_interval(ev, task, c) for c in cols)])
         tables.append(t)
