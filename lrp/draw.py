@@ -24,7 +24,7 @@ import typer
 
 from lrp.errors import LrpError, UsageError
 from lrp.evaluate import Labels
-from lrp.options import Images, Quiet, Workers
+from lrp.options import FLAG, Images, Quiet, Workers
 
 GT_COLOUR = (0, 220, 255)
 UNMATCHED = (230, 0, 230)
@@ -425,7 +425,7 @@ def command(
         ),
     ] = None,
     out_dir: FilesDir = None,
-    people: Annotated[bool, typer.Option("--people", help="One strip per person (cropped, enlarged) instead of per image.")] = False,
+    people: Annotated[bool, typer.Option("--people", metavar=FLAG, help="One strip per person (cropped, enlarged) instead of per image.")] = False,
     image_id: Annotated[
         Optional[list[int]], typer.Option("--image-id", help="Draw only this image (repeatable).", show_default=False)
     ] = None,

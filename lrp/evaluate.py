@@ -326,9 +326,9 @@ Labels = Annotated[
     Optional[list[str]],
     typer.Option("--label", help="Label, once per document in order (default: from its history).", show_default=False),
 ]
-Format = Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")]
+Format = Annotated[str, typer.Option("--format", metavar="[table|markdown|csv|json]", help="Output format.")]
 Oracle = Annotated[
-    bool, typer.Option("--oracle", help="Use the ground truth as predictions (score 1): a sanity check, AP must be 1.")
+    bool, typer.Option("--oracle", metavar="", help="Use the ground truth as predictions (score 1): a sanity check, AP must be 1.")
 ]
 Bootstrap = Annotated[
     int,

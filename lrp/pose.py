@@ -19,9 +19,9 @@ import typer
 from lrp.errors import LrpError, UsageError
 from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Weights, Workers
 
-BoxSource = Annotated[str, typer.Option("--boxes", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
+BoxSource = Annotated[str, typer.Option("--boxes", metavar="[gt|detections]", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
 DetThreshold = Annotated[float, typer.Option("--det-threshold", help="Skip detections scoring below this (official: 0.0).")]
-Decode = Annotated[str, typer.Option("--decode", help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset.")]
+Decode = Annotated[str, typer.Option("--decode", metavar="[standard|dark|udp|offset]", help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset.")]
 Flip = Annotated[
     Optional[bool],
     typer.Option("--flip/--no-flip", help="Flip test (default: on for heatmap models, off for MoveNet).", show_default=False),

@@ -215,10 +215,10 @@ def _specs_for_arch(arch: str):
 @app.command("list")
 @step("weights")
 def list_(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model instead of a table.")] = False,
-    task: Annotated[Optional[str], typer.Option("--task", help="Only superres, detect or pose.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="One JSON object per model instead of a table.")] = False,
+    task: Annotated[Optional[str], typer.Option("--task", metavar="[superres|detect|pose]", help="Only superres, detect or pose.")] = None,
     long: Annotated[
-        bool, typer.Option("--long", help="Every column (licence, source, sha256), whatever the terminal's width.")
+        bool, typer.Option("--long", metavar="", help="Every column (licence, source, sha256), whatever the terminal's width.")
     ] = False,
 ):
     """Every registry model: architecture, scale, training data, licence, source, sha256, present?
