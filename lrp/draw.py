@@ -74,9 +74,17 @@ class Source:
     detections: dict  # annotation id -> Match (IoU)
     pose_grade: dict  # pose index -> OKS of its person (absent: unmatched)
     det_grade: dict  # detection index -> IoU of its person
+    min_score: float = 0.0  # unmatched predictions scored below this are not drawn
+
+    def shown(self, kind: str, image_id: int):
+        """(index, result) of the detections or poses of one image that are drawn."""
+        grades = self.det_grade if kind == "detections" else self.pose_grade
+        for i, r in enumerate(self.doc["lrp"].get(kind) or []):
+            if r["image_id"] == image_id and (i in grades or float(r["score"]) >= self.min_score):
+                yield i, r
 
 
-def prepare(named_docs: list[tuple[str, dict]], labels: list[str] | None = None) -> list[Source]:
+def prepare(named_docs: list[tuple[str, dict]], labels: list[str] | None = None, min_score: float = 0.0) -> list[Source]:
     from lrp.document import images_by_id, person_category_id
     from lrp.labels import history_label
     from lrp.people import match_detections, match_poses
@@ -93,7 +101,7 @@ def prepare(named_docs: list[tuple[str, dict]], labels: list[str] | None = None)
         sources.append(
             Source(
                 name, label, doc, images_by_id(doc), people, poses, dets,
-                {m.index: m.value for m in poses.values()}, {m.index: m.value for m in dets.values()},
+                {m.index: m.value for m in poses.values()}, {m.index: m.value for m in dets.values()}, min_score,
             )
         )
     first = sources[0]
@@ -188,8 +196,8 @@ def _masks_blended(arr, items: list[tuple[object, tuple]], h: int, w: int):
 
 def _segments(src: Source, image_id: int) -> list[tuple[object, tuple]]:
     items = [(a["segmentation"], GT_COLOUR) for a in src.people.get(image_id, []) if a.get("segmentation")]
-    for i, d in enumerate(src.doc["lrp"].get("detections") or []):
-        if d["image_id"] == image_id and d.get("segmentation"):
+    for i, d in src.shown("detections", image_id):
+        if d.get("segmentation"):
             items.append((d["segmentation"], grade(src.det_grade.get(i))))
     return items
 
@@ -224,11 +232,11 @@ def render_panel(src: Source, ref: Source, image_id: int, view: View, focus: int
             _box(draw, to_panel, a["bbox"], GT_COLOUR, 1)
         if a.get("num_keypoints", 0) > 0 and a.get("keypoints"):
             _pose(draw, to_panel, a["keypoints"], skeleton, GT_COLOUR, width, visible_only=True)
-    for i, d in enumerate(src.doc["lrp"].get("detections") or []):
-        if d["image_id"] == image_id and d.get("bbox"):
-            _box(draw, to_panel, d["bbox"], grade(src.det_grade.get(i)), width)
-    for i, p in enumerate(src.doc["lrp"].get("poses") or []):
-        if p["image_id"] == image_id and p.get("keypoints"):
+    for i, d in src.shown("detections", image_id):
+        if d.get("bbox"):
+            _box(draw, to_panel, d["bbox"], grade(src.det_grade.get(i)), width if i in src.det_grade else 1)
+    for i, p in src.shown("poses", image_id):
+        if p.get("keypoints"):
             _pose(draw, to_panel, p["keypoints"], skeleton, grade(src.pose_grade.get(i)), width + 1, visible_only=False)
     if focus is None:  # whole image: the OKS of each person beside their box
         for a in src.people.get(image_id, []):
@@ -433,6 +441,9 @@ def command(
         Optional[list[int]], typer.Option("--ann-id", help="Draw only this person (repeatable; implies --people).", show_default=False)
     ] = None,
     label: Labels = None,
+    min_score: Annotated[
+        float, typer.Option("--min-score", min=0.0, help="Hide predictions scored below this unless matched to a person.")
+    ] = 0.3,
     images: Images = None,
     workers: Workers = None,
     quiet: Quiet = False,
@@ -440,7 +451,8 @@ def command(
     """Draw ground truth and predictions (skeletons, boxes, masks) on each image as lossless PNGs.
 
     GT is cyan; each prediction is coloured by its OKS (poses) or IoU (boxes) against the person it
-    is matched to: green >= 0.75, orange >= 0.5, red below, magenta unmatched. Several documents of
+    is matched to: green >= 0.75, orange >= 0.5, red below, magenta unmatched (hidden below
+    --min-score). Several documents of
     the same images (a chain such as LR, SR, original) are drawn side by side at the scale of the
     largest frame, smaller frames enlarged with nearest-neighbour sampling; --people crops one strip
     per person, with each document's OKS under its panel. Prints the paths written, one a line.
@@ -451,7 +463,7 @@ def command(
         raise UsageError("--out-dir DIR is required (the folder for the PNGs)")
     if label and len(label) != len(documents or ["-"]):
         raise UsageError(f"--label given {len(label)} times for {len(documents or ['-'])} documents")
-    sources = prepare(load_sources(documents, images), label)
+    sources = prepare(load_sources(documents, images), label, min_score)
     items = targets(sources, people or bool(ann_id), image_id, ann_id)
     target = check_out_dir(out_dir, sources)
     for path in draw_strips(sources, items, target, workers=workers, quiet=quiet):

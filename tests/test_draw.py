@@ -197,3 +197,21 @@ def test_val4_chain_draws(runner, coco_val4, tmp_path):
     res = run_lrp(runner, ["draw", "-q", str(tmp_path / "hr.json"), "--people", "--out-dir", str(tmp_path / "o")])
     assert res.exit_code == 0, res.stderr
     assert len(res.stdout.split()) == sum(1 for a in doc["annotations"] if not a["iscrowd"])
+
+
+def test_min_score_hides_only_unmatched_predictions(chain):
+    from lrp.document import adopt
+
+    root, (lr, hr) = chain
+    doc = adopt(json.loads(open(hr).read()), hr)
+    (src,) = prepare([(hr, doc)], min_score=0.99)
+    for kind, grades in (("poses", src.pose_grade), ("detections", src.det_grade)):
+        results = doc["lrp"][kind]
+        for iid in src.images:
+            shown = {i for i, _ in src.shown(kind, iid)}
+            expected = {i for i, r in enumerate(results) if r["image_id"] == iid and (i in grades or r["score"] >= 0.99)}
+            assert shown == expected
+        hidden = [i for i, r in enumerate(results) if i not in grades and r["score"] < 0.99]
+        assert grades and (kind == "detections" or hidden)  # the jittered poses include unmatched false positives
+    (everything,) = prepare([(hr, doc)])
+    assert sum(1 for iid in everything.images for _ in everything.shown("poses", iid)) == len(doc["lrp"]["poses"])
