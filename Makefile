@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LRP    := $(BIN)/lrp
 DEMO   := build/demo
 
-.PHONY: setup weights graphs test demo man bench clean
+.PHONY: setup weights graphs browser test demo man bench clean
 
 $(BIN)/lrp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,14 @@ $(TFJS)/nanodet.json:
 graphs:
 	-$(MAKE) --no-print-directory $(TFJS)/nanodet.json
 
-test: setup weights graphs
+# Headless Chromium renders the HTML of `lrp report` in its test (tests/test_report.py). The Debian
+# package is installed when it is missing and we are root (CI); elsewhere that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: chromium is not installed; the report rendering test will skip (fails in CI)" >&2
+
+test: setup weights graphs browser
 	env $$(test -f $(TFJS)/centernet.json && echo LRP_CENTERNET_TFJS=$(TFJS)/centernet.json LRP_MOVENET_JSON=$(TFJS)/movenet-thunder.json \
 	    LRP_MOVENET_LIGHTNING_JSON=$(TFJS)/movenet-lightning.json LRP_POSENET_JSON=$(TFJS)/posenet.json \
 	    LRP_NANODET_JSON=$(TFJS)/nanodet.json) \

@@ -339,13 +339,16 @@ def plot(report: BucketReport, path: Path) -> None:
 
     tasks = report.tasks()
     n_buckets = len(report.edges) - 1
-    x = np.arange(1, n_buckets + 1)
     # As in the paper's Figures 2 and 3: AP on the left, AR on the right; one row per task.
     panel_width = max(6.0, 0.35 * n_buckets)
     fig = Figure(figsize=(2 * panel_width, 3.6 * len(tasks)), layout="constrained")
     FigureCanvasAgg(fig)
     for k, (task, metric) in enumerate((t, m) for t in tasks for m in BUCKET_METRICS):
         ax = fig.add_subplot(len(tasks), len(BUCKET_METRICS), k + 1)
+        # Empty buckets collapse: bars only where there are people, each tick with its count.
+        counts = report.people_kp if task == "keypoints" else report.people
+        shown = [i for i, c in enumerate(counts) if c > 0] or list(range(n_buckets))
+        x = np.arange(1, len(shown) + 1)
         relative = report.baseline is not None and any(report.change(r, task, metric) is not None for r in report.runs)
         runs = [r for r in report.runs if task in r.metrics and (not relative or report.change(r, task, metric) is not None)]
         width = 0.8 / max(1, len(runs))
@@ -356,25 +359,27 @@ def plot(report: BucketReport, path: Path) -> None:
             else:
                 values = [np.nan if v is None else v for v in _values(r.metrics[task][metric])]
                 ci = report.value_interval(r, task, metric)
-            values = np.array(values, dtype=float)
+            values = np.array(values, dtype=float)[shown]
+            ci = [ci[i] for i in shown] if ci is not None else None
             yerr = None
             if ci is not None:
                 lo = np.array([np.nan if c is None else c[0] for c in ci])
                 hi = np.array([np.nan if c is None else c[1] for c in ci])
                 yerr = np.nan_to_num(np.vstack([values - lo, hi - values]).clip(min=0))
             ax.bar(x - 0.4 + width * (j + 0.5), np.nan_to_num(values), width, yerr=yerr, label=r.label, capsize=2)
-        counts = report.people_kp if task == "keypoints" else report.people
-        for i, c in enumerate(counts):
-            if c == 0:
-                ax.text(x[i], 0, "none", ha="center", va="bottom", fontsize=7, rotation=90, color="grey")
         ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_xticks(x)
-        ax.set_xlim(0.4, n_buckets + 0.6)
+        ax.set_xticks(x, [f"{i + 1}\nn={counts[i]}" for i in shown], fontsize=7)
+        ax.set_xlim(0.4, len(shown) + 0.6)
         what = f"{TASK_SHORT[task]} {metric}"
         ax.set_ylabel(f"% change in {metric}" if relative else metric)
         title = f"{what}: % change against {report.baseline.label}" if relative else what
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel(f"subgroup by segmentation area in {report.frame} (px²: {range_text(*report.edges[:2])}, ...)", fontsize=9)
+        empty = n_buckets - len(shown)
+        ax.set_xlabel(
+            f"subgroup by segmentation area in {report.frame} (px²: {range_text(*report.edges[:2])}, ...), n = people"
+            + (f"; {empty} empty subgroups left out" if empty else ""),
+            fontsize=9,
+        )
         if runs:
             ax.legend(fontsize=8)
     buf = io.BytesIO()

@@ -199,10 +199,10 @@ def command(
         None, "--scale", "-s", help="Resize factor, e.g. 0.25 (output size ceil(size*scale), as MATLAB).", show_default=False
     ),
     to_origin: bool = typer.Option(
-        False, "--to-origin", help="Resize every image back to its lrp.origin size (exact inverse of earlier resizes)."
+        False, "--to-origin", metavar="", help="Resize every image back to its lrp.origin size (exact inverse of earlier resizes)."
     ),
     method: str = typer.Option(
-        "bicubic", "--method", "-m", help="bicubic (MATLAB imresize, antialiased), bilinear, area, nearest, or strided (x[::k])."
+        "bicubic", "--method", "-m", metavar="[bicubic|bilinear|area|nearest|strided]", help="bicubic (MATLAB imresize, antialiased), bilinear, area, nearest, or strided (x[::k])."
     ),
     kernel: Optional[str] = typer.Option(
         None,

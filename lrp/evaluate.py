@@ -271,8 +271,10 @@ def build_tables(evaluations: list[Evaluation]):
         rows = [ev for ev in evaluations if task in ev.metrics]
         if not rows:
             continue
-        cols = ce.PAPER_COLUMNS[task]
-        t = Table(ce.TASK_TITLES[task], ["document", *cols])
+        # AP50 and AP75 beside AP on a terminal wide enough (the paper's tables leave them out).
+        extra = ("AP50", "AP75") if task != "keypoints" else ()
+        cols = (ce.PAPER_COLUMNS[task][0], *extra, *ce.PAPER_COLUMNS[task][1:])
+        t = Table(ce.TASK_TITLES[task], ["document", *cols], optional=extra)
         for ev in rows:
             t.rows.append([ev.label, *(_with_interval(ev, task, c) for c in cols)])
         tables.append(t)
@@ -324,9 +326,9 @@ Labels = Annotated[
     Optional[list[str]],
     typer.Option("--label", help="Label, once per document in order (default: from its history).", show_default=False),
 ]
-Format = Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")]
+Format = Annotated[str, typer.Option("--format", metavar="[table|markdown|csv|json]", help="Output format.")]
 Oracle = Annotated[
-    bool, typer.Option("--oracle", help="Use the ground truth as predictions (score 1): a sanity check, AP must be 1.")
+    bool, typer.Option("--oracle", metavar="", help="Use the ground truth as predictions (score 1): a sanity check, AP must be 1.")
 ]
 Bootstrap = Annotated[
     int,

@@ -36,13 +36,16 @@ OutDir = Annotated[
     Optional[Path],
     typer.Option(
         "--out-dir",
-        help="Folder for the images this step writes (default: lrp-runs/<command>-<hash>/, resumable).",
+        help="Folder for the images this step writes (default: lrp-runs/COMMAND-HASH/, resumable).",
         show_default=False,
     ),
 ]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or summaries on stderr.")]
+# metavar: the choices (or, for a flag, nothing) in --help instead of typer's <str>/<bool>; the
+# values themselves are still checked by the commands, with their one-line errors.
+FLAG = ""
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", metavar=FLAG, help="No progress bars or summaries on stderr.")]
 KeepGoing = Annotated[
-    bool, typer.Option("--keep-going", help="Skip images that fail, list every failure, still exit 1.")
+    bool, typer.Option("--keep-going", metavar=FLAG, help="Skip images that fail, list every failure, still exit 1.")
 ]
 Workers = Annotated[
     Optional[int], typer.Option("--workers", min=1, help="Threads for decoding and encoding images.", show_default=False)
@@ -56,8 +59,10 @@ Shard = Annotated[
         show_default=False,
     ),
 ]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (fp16 on CUDA only).")]
+Device = Annotated[str, typer.Option("--device", metavar="[auto|cpu|cuda|cuda:N]", help="Where models run.")]
+Precision = Annotated[
+    str, typer.Option("--precision", metavar="[fp32|bf16|fp16]", help="Number format of the model (fp16 on CUDA only).")
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images (or crops) per forward pass.")]
 Model = Annotated[str, typer.Option("--model", help="Model name from the registry (see `lrp weights list`).")]
 Weights = Annotated[

@@ -19,12 +19,13 @@ import typer
 from lrp.errors import LrpError, UsageError
 from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Shard, Weights, Workers
 
-BoxSource = Annotated[str, typer.Option("--boxes", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
+BoxSource = Annotated[str, typer.Option("--boxes", metavar="[gt|detections]", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
 DetThreshold = Annotated[float, typer.Option("--det-threshold", help="Skip detections scoring below this (official: 0.0).")]
 Decode = Annotated[
     Optional[str],
     typer.Option(
         "--decode",
+        metavar="[standard|dark|udp|offset]",
         help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset (offset heads: PoseNet). "
         "Default: offset for PoseNet, standard otherwise.",
         show_default=False,

@@ -108,10 +108,17 @@ def _specs_for_arch(arch: str):
 @app.command("list")
 @step("weights")
 def list_(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model instead of a table.")] = False,
-    task: Annotated[Optional[str], typer.Option("--task", help="Only superres, detect or pose.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="One JSON object per model instead of a table.")] = False,
+    task: Annotated[Optional[str], typer.Option("--task", metavar="[superres|detect|pose]", help="Only superres, detect or pose.")] = None,
+    long: Annotated[
+        bool, typer.Option("--long", metavar="", help="Every column (licence, source, sha256), whatever the terminal's width.")
+    ] = False,
 ):
-    """Every registry model: architecture, scale, training data, licence, source, sha256, present?"""
+    """Every registry model: architecture, scale, training data, licence, source, sha256, present?
+
+    The default table is compact and fits the terminal (COLUMNS); --long shows every column and
+    --json every field.
+    """
     from lrp.models import weights_dir
     from lrp.models import REGISTRY
 
@@ -138,6 +145,20 @@ def list_(
     if as_json:
         for row in rows:
             print(json.dumps(row))
+        return
+    if not long:
+        import sys
+
+        from lrp.tables import Table, render_terminal
+
+        compact = Table(
+            f"lrp models (weights in {weights_dir()})",
+            ["name", "task", "scale", "present", "trained on"],
+            [[r["name"], r["task"], str(r["scale"] or "any"), "yes" if r["present"] else "no", r["trained_on"]] for r in rows],
+            text_columns=5,
+            shrinkable=("trained on",),
+        )
+        render_terminal([compact], sys.stdout, notes=["licences, sources and sha256: lrp weights list --long (or --json)"])
         return
     from rich.console import Console
     from rich.table import Table

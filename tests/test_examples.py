@@ -42,3 +42,9 @@ def test_offline_makefile_uses_registry_models():
 def test_paper_makefile_demands_its_inputs():
     out = subprocess.run(["make", "-n", "-C", str(REPO / "examples" / "paper"), "table1"], capture_output=True, text=True)
     assert out.returncode != 0 and "set COCO=" in out.stderr
+
+
+def test_offline_makefile_writes_the_html_report():
+    text = _dry_run("offline", "OUT=/tmp/lrp-offline", "html")
+    assert "lrp report -q /tmp/lrp-offline/gtpose/lr4.json /tmp/lrp-offline/gtpose/sr4-realsr-df2k-x4.json" in text
+    assert "--out-dir /tmp/lrp-offline/html" in text

@@ -121,8 +121,12 @@ REGISTRY: dict[str, ModelSpec] = _collect()
 def get_model(name: str, task: str | None = None) -> ModelSpec:
     spec = REGISTRY.get(name) or next((s for s in REGISTRY.values() if name in s.aliases), None)
     if spec is None or (task is not None and spec.task != task):
+        import difflib
+
         names = sorted(n for n, s in REGISTRY.items() if task is None or s.task == task)
-        raise UsageError(f"unknown model {name!r}; known {task or ''} models: {', '.join(names) or 'none yet'}")
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"unknown model {name!r}; {hint}known {task or ''} models: {', '.join(names) or 'none yet'}")
     return spec
 
 
