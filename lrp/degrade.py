@@ -18,10 +18,11 @@ import numpy as np
 import typer
 
 from lrp import geometry
-from lrp.document import add_history, image_path, load_document, write_result
+from lrp.document import add_history, image_path
 from lrp.errors import LrpError, PartialFailure, UsageError
-from lrp.images import load_rgb, parallel_map, save_png
-from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
+from lrp.images import load_rgb, parallel_map
+from lrp.inputs import load_document
+from lrp.outputs import Frame, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png, write_result
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
 from lrp.resize import METHODS, Blur, load_kernel_file, resample, single_threaded_blas, strided_step, to_uint8
 
@@ -153,8 +154,6 @@ def degrade_document(
     Raises LrpError on the first failing image, or with `keep_going` a PartialFailure after all
     images, carrying the document without the failed ones.
     """
-    from lrp.runs import claim_out_dir, resolve_out_dir
-
     check_arguments(scale, to_origin, method, noise, jpeg)
     blur, kernel_sha = parse_kernel(kernel)
     args = {

@@ -64,7 +64,9 @@ def command(
         lrp detect --model mask-rcnn-r101-fpn sr4.json -o sr4-det.json
         lrp degrade --scale 0.25 ... | lrp detect --model centernet-mbv3 | lrp evaluate
     """
-    from lrp.document import add_history, derive, load_document, write_document
+    from lrp.document import add_history, derive
+    from lrp.inputs import load_document
+    from lrp.outputs import write_document
     from lrp.models import get_model
 
     wanted = parse_classes(classes)

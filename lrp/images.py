@@ -60,12 +60,6 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def save_png(arr: np.ndarray, path: str | os.PathLike) -> None:
-    from lrp.document import atomic_write_bytes
-
-    atomic_write_bytes(path, encode_png(arr))
-
-
 def parallel_map(
     fn: Callable[[T], R],
     items: Iterable[T],

@@ -221,13 +221,12 @@ def superres_document(
     quiet: bool = False,
     keep_going: bool = False,
 ) -> dict:
-    from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
     from lrp.errors import PartialFailure
     from lrp.document import add_history, image_path
     from lrp.geometry import resize_xform
-    from lrp.images import load_rgb, parallel_map, save_png
+    from lrp.images import load_rgb, parallel_map
     from lrp.models import get_model
-    from lrp.runs import claim_out_dir, resolve_out_dir
+    from lrp.outputs import Frame, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png
 
     spec = get_model(model, "superres")
     sf = resolve_scale(spec, scale, doc)
@@ -396,7 +395,8 @@ def command(
 
         lrp superres --model esrgan --tile 128 --precision bf16 lr.json -o sr.json
     """
-    from lrp.document import load_document, write_result
+    from lrp.inputs import load_document
+    from lrp.outputs import write_result
 
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
     write_result(

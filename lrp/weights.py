@@ -25,7 +25,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lrp.document import atomic_write_bytes
+from lrp.outputs import atomic_write_bytes
 from lrp.errors import LrpError, UsageError
 from lrp.options import step
 

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from lrp import document as d
+from lrp import outputs
+from lrp.inputs import load_document
 from lrp.errors import LrpError, UsageError
 
 
@@ -68,28 +70,28 @@ def test_malformed_and_non_coco_json(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": [')
     with pytest.raises(LrpError, match=r"bad.json: not valid JSON"):
-        d.load_document(str(bad), images=tmp_path)
+        load_document(str(bad), images=tmp_path)
     lst = tmp_path / "list.json"
     lst.write_text("[]")
     with pytest.raises(LrpError, match="a JSON list"):
-        d.load_document(str(lst), images=tmp_path)
+        load_document(str(lst), images=tmp_path)
     with pytest.raises(LrpError, match="no such file"):
-        d.load_document(str(tmp_path / "missing.json"), images=tmp_path)
+        load_document(str(tmp_path / "missing.json"), images=tmp_path)
 
 
 def test_stdin_and_empty_stdin(tmp_path):
-    doc = d.load_document("-", images=tmp_path, stdin=io.StringIO(json.dumps(_coco())))
+    doc = load_document("-", images=tmp_path, stdin=io.StringIO(json.dumps(_coco())))
     assert doc["images"][0]["id"] == 1
     with pytest.raises(LrpError, match="empty input"):
-        d.load_document(None, images=tmp_path, stdin=io.StringIO(""))
+        load_document(None, images=tmp_path, stdin=io.StringIO(""))
 
 
 def test_lrp_document_round_trips_through_json(tmp_path):
     doc = d.adopt(_coco(), "x.json", images=tmp_path)
     d.add_history(doc, "degrade", {"scale": 0.25, "out": tmp_path})
     out = tmp_path / "doc.json"
-    d.write_document(doc, out)
-    again = d.load_document(str(out))
+    outputs.write_document(doc, out)
+    again = load_document(str(out))
     assert again == json.loads(json.dumps(doc))
     assert again["lrp"]["history"][0]["args"] == {"scale": 0.25, "out": str(tmp_path)}
     assert "\n" not in out.read_text().strip()  # compact
@@ -112,8 +114,75 @@ def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
     def failing_replace(*a, **k):
         raise Boom()
 
-    monkeypatch.setattr(d.os, "replace", failing_replace)
+    monkeypatch.setattr(outputs.os, "replace", failing_replace)
     with pytest.raises(Boom):
-        d.atomic_write_text(target, "new content")
+        outputs.atomic_write_text(target, "new content")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
+
+
+def _lrp_imports() -> dict[str, set[str]]:
+    """Every lrp module and the lrp modules it imports, at the top or inside functions."""
+    import ast
+    from pathlib import Path
+
+    package = Path(d.__file__).resolve().parent
+    graph: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found = graph.setdefault(module, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = module.split(".")[: -node.level + (path.name == "__init__.py") or None]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif isinstance(node, ast.ImportFrom):
+                target = node.module or ""
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("lrp"):
+                        found.add(alias.name)
+                continue
+            else:
+                continue
+            if target.startswith("lrp"):
+                # `from lrp import geometry` imports the module lrp.geometry
+                names = [f"{target}.{a.name}" for a in node.names]
+                found.update(n for n in names if (package.parent / (n.replace(".", "/") + ".py")).exists()
+                             or (package.parent / n.replace(".", "/") / "__init__.py").exists())
+                if target != "lrp":
+                    found.add(target)
+    return {m: {t for t in ts if t != m} for m, ts in graph.items()}
+
+
+def test_no_import_cycles():
+    """No circle among lrp's modules, counting imports inside functions too (they run later, but
+    a circle still means two modules that cannot be understood one without the other)."""
+    graph = _lrp_imports()
+    assert "lrp.document" in graph and "lrp.outputs" in graph["lrp.sample"]
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if target == "lrp":
+                continue
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack + [target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_every_module_imports():
+    import importlib
+
+    for module in sorted(_lrp_imports()):
+        if module != "lrp.__main__":
+            importlib.import_module(module)
