@@ -437,7 +437,7 @@ def describe(doc: dict) -> str:
 
 
 def dumps(doc: dict) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def iter_results(doc: dict) -> Iterable[tuple[str, list]]:

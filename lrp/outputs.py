@@ -83,14 +83,36 @@ def save_png(arr, path: str | os.PathLike) -> None:
 
 
 def write_document(doc: dict, output: str | os.PathLike | None, stdout: IO | None = None) -> None:
-    text = dumps(doc)
+    try:
+        text = dumps(doc)
+    except ValueError as e:  # NaN/Infinity computed by a step: never write them as bare NaN
+        raise LrpError(f"the result holds a value JSON cannot carry ({e}); nothing written") from None
     if output is None or str(output) == "-":
         out = stdout if stdout is not None else sys.stdout
-        out.write(text)
-        out.write("\n")
-        out.flush()
+        try:
+            out.write(text)
+            out.write("\n")
+            out.flush()
+        except OSError as e:
+            if stdout is None:
+                _silence_stdout()
+            raise LrpError(f"<stdout>: cannot write the document: {e.strerror or e}") from None
     else:
-        atomic_write_text(output, text + "\n")
+        try:
+            atomic_write_text(output, text + "\n")
+        except OSError as e:
+            raise LrpError(f"{output}: cannot write: {e.strerror or e}") from None
+
+
+def _silence_stdout() -> None:
+    """After a failed write to stdout (full disk), point it at /dev/null so that Python's own
+    flush at exit does not print a second error about the data still buffered."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def write_result(command: str, output, produce) -> None:
