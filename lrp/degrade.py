@@ -22,7 +22,7 @@ from lrp.document import add_history, image_path
 from lrp.errors import LrpError, PartialFailure, UsageError
 from lrp.images import load_rgb, parallel_map
 from lrp.inputs import load_document
-from lrp.outputs import Frame, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png, write_result
+from lrp.outputs import Frame, check_image_size, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png, write_result
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Workers
 from lrp.resize import METHODS, Blur, load_kernel_file, resample, single_threaded_blas, strided_step, to_uint8
 
@@ -94,6 +94,7 @@ def plan_frames(doc: dict, *, scale: float | None = None, method: str = "bicubic
         else:
             size = (geometry.output_size(w, scale), geometry.output_size(h, scale))
             frames[img["id"]] = Frame(size, [scale, scale, 0.0, 0.0], geometry.resize_xform((w, h), size))
+        check_image_size(frames[img["id"]].size, f"image {img['id']}")
     return frames
 
 
@@ -166,10 +167,10 @@ def degrade_document(
         "seed": seed,
     }
     hash_args = dict(args, kernel_sha256=kernel_sha)
+    frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)  # refuses before writing
     root = resolve_out_dir("degrade", doc, hash_args, out_dir)
     targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "degrade", doc, hash_args)
-    frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)
 
     def work(img: dict):
         iid = img["id"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from lrp import __version__, geometry
-from lrp.document import dumps, image_root, origin_root
+from lrp.document import dumps, image_path, image_root, origin_root
 from lrp.errors import LrpError, UsageError
 from lrp.images import encode_png, png_name
 
@@ -208,7 +208,7 @@ def _relation(folder: Path, root: Path) -> str | None:
 
 
 def resolve_out_dir(command: str, doc: dict, args: dict, out_dir: str | Path | None) -> Path:
-    """The folder this step writes its images to, created; refuses one that could hit an input.
+    """The folder this step writes its images to; refuses one that could hit an input.
 
     An `--out-dir` may not be, contain or lie inside the input image root or the origin
     dataset's image root (a file_name such as `img/a.png` under a folder above the root would
@@ -227,13 +227,9 @@ def resolve_out_dir(command: str, doc: dict, args: dict, out_dir: str | Path | N
         relation = _relation(resolved, root)
         if relation == "is" or (relation is not None and out_dir is not None):
             raise UsageError(f"--out-dir {target} {relation} the {what} {root}; refusing to write over the input")
-    try:
-        resolved.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UsageError(f"--out-dir {target}: is a file, not a folder") from None
-    except OSError as e:
-        raise LrpError(f"--out-dir {target}: cannot create: {e.strerror}") from None
-    return resolved
+    if resolved.exists() and not resolved.is_dir():
+        raise UsageError(f"--out-dir {target}: is a file, not a folder")
+    return resolved  # created by claim_out_dir, once every check has passed
 
 
 RUN_MANIFEST = ".lrp-run.json"
@@ -260,8 +256,25 @@ def claim_out_dir(root: Path, command: str, doc: dict, args: dict) -> bool:
                 "choose another folder or empty it"
             )
         return True
-    atomic_write_text(path, json.dumps(key) + "\n")
+    try:
+        atomic_write_text(path, json.dumps(key) + "\n")
+    except OSError as e:
+        raise LrpError(f"--out-dir {root}: cannot write: {e.strerror or e}") from None
     return False
+
+
+def check_image_size(size: tuple[int, int], where: str) -> None:
+    """Refuse to make an image that PIL (and so the next step) would refuse to open.
+
+    PIL raises DecompressionBombError above twice its MAX_IMAGE_PIXELS; asking for such an image
+    (`--scale 1000`) would only run out of memory or write a file nothing can read.
+    """
+    from PIL import Image
+
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    w, h = size
+    if limit and w * h > limit:
+        raise UsageError(f"{where}: the output would be {w}x{h} pixels, more than images can hold ({limit} pixels)")
 
 
 @dataclass(frozen=True)
@@ -287,9 +300,14 @@ def reframed(doc: dict, frames: dict[int, Frame], image_root: Path) -> dict:
 
 
 def output_targets(doc: dict, root: Path) -> dict[int, Path]:
-    """Output PNG path per image; refuses names that collide or escape the output folder."""
+    """Output PNG path per image; refuses names that collide or escape the output folder.
+
+    Every input path is resolved here too, so that a file_name reaching outside the input image
+    root is refused before the step writes anything.
+    """
     targets, owner = {}, {}
     for img in doc["images"]:
+        image_path(doc, img)
         target = (root / png_name(img["file_name"])).resolve()
         if root != target and root not in target.parents:
             raise LrpError(f"image {img['id']}: file_name {img['file_name']!r} points outside the image folder")
