@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_lrp
+from lrp.errors import LrpError
+from tests.conftest import REPO, run_lrp
+from tests.test_detect import random_centernet, small_input  # noqa: F401 (fixtures)
+from tests.test_pose import tiny_model  # noqa: F401 (fixture)
+
+
+def _env(**extra) -> dict:
+    """The environment of a real `python -m lrp`: this checkout's package first."""
+    return dict(os.environ, PYTHONPATH=str(REPO), **extra)
 
 
 def _tree_digest(root: Path) -> str:
@@ -125,3 +137,314 @@ def test_plain_coco_without_images_is_a_usage_error(dataset, runner):
     result = run_lrp(runner, ["degrade", "--scale", "0.5", str(dataset / "ann.json")])
     assert result.exit_code == 2 and "needs --images" in result.stderr
 
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile documents, paths and outputs (issue 9): one line, the exit code, nothing written, the
+# input byte for byte as it was. Each case edits the dataset fixture and returns the arguments.
+
+
+def _png_header(path: Path, width: int, height: int, depth: int = 8, colour: int = 2, pixels: np.ndarray | None = None) -> None:
+    """A PNG written by hand: PIL cannot write 48-bit RGB, nor a header larger than its data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    if pixels is not None:
+        raw = b"".join(b"\x00" + row.astype(">u2" if depth == 16 else np.uint8).tobytes() for row in pixels)
+    else:
+        raw = b"\x00" * 64  # far less data than the header declares
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def _lrp_doc(root: Path, coco: dict, **block) -> dict:
+    """`coco` as an lrp document (what a pipe carries), with results or other block keys."""
+    doc = json.loads(json.dumps(coco))
+    doc["lrp"] = {"schema": "lrp/1", "image_root": str(root / "images"), "history": [], "detections": [], "poses": [], **block}
+    for img in doc["images"]:
+        img["lrp"] = {"origin": {"file_name": "a.jpg", "width": 60, "height": 40}, "xform": [1.0, 1.0, 0.0, 0.0]}
+    return doc
+
+
+KEYPOINT_CATEGORY = {"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)]}
+DETECTION = {"image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 12], "score": 0.9}
+DEGRADE = ["degrade", "--scale", "0.5"]
+
+
+def _annotation(coco, **change):
+    coco["annotations"][0].update(change)
+    return coco
+
+
+def _write(root: Path, name: str, value) -> str:
+    path = root / name
+    path.write_text(value if isinstance(value, str) else json.dumps(value))
+    return str(path)
+
+
+def _hostile(root: Path, case: str) -> list[str]:
+    """Arguments of one hostile case (files written under `root`, the input dataset)."""
+    ann = root / "ann.json"
+    coco = json.loads(ann.read_text())
+    images = ["--images", str(root / "images")]
+    text = ann.read_text()
+    plain = {
+        "bbox with NaN": lambda: text.replace("[5, 5, 20, 30]", "[5, NaN, 20, 30]"),
+        "area Infinity": lambda: text.replace("500.0", "Infinity"),
+        "negative box width": lambda: _annotation(coco, bbox=[5, 5, -20, 30]),
+        "negative area": lambda: _annotation(coco, area=-1.0),
+        "bbox of the wrong type": lambda: _annotation(coco, bbox="5 5 20 30"),
+        "keypoints of the wrong type": lambda: _annotation(coco, keypoints={"x": 1}),
+        "keypoints of the wrong length": lambda: dict(_annotation(coco, keypoints=[1, 2, 2] * 16), categories=[KEYPOINT_CATEGORY]),
+        "odd polygon": lambda: _annotation(coco, segmentation=[[5, 5, 25, 5, 25]]),
+        "undecodable RLE": lambda: _annotation(coco, iscrowd=1, segmentation={"size": [40, 60], "counts": "\x7f\x7f!!"}),
+        "RLE of the wrong length": lambda: _annotation(coco, iscrowd=1, segmentation={"size": [40, 60], "counts": [100, 20]}),
+        "crowd RLE size not the image's": lambda: _annotation(coco, iscrowd=1, segmentation={"size": [400, 600], "counts": [240000]}),
+        "file_name an int": lambda: coco["images"][1].update(file_name=7) or coco,
+        "file_name null": lambda: coco["images"][1].update(file_name=None) or coco,
+        "file_name empty": lambda: coco["images"][1].update(file_name="") or coco,
+        "file_name dot": lambda: coco["images"][1].update(file_name=".") or coco,
+        "file_name with NUL": lambda: coco["images"][1].update(file_name="b\x00.jpg") or coco,
+        "deeply nested JSON": lambda: '{"images": ' + "[" * 100000 + "]" * 100000 + "}",
+    }
+    if case in plain:
+        value = plain[case]()
+        _write(root, "ann.json", value)
+        return [*DEGRADE, *images, str(ann)]
+    results = {
+        "result score NaN": '[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 12], "score": NaN}]',
+        "result score a string": [dict(DETECTION, score="high")],
+        "result category unknown": [dict(DETECTION, category_id=9)],
+        "result category not an integer": [dict(DETECTION, category_id=1.5)],
+        "result box negative": [dict(DETECTION, bbox=[1, 2, -10, 12])],
+    }
+    if case in results:
+        value = results[case]
+        if isinstance(value, str):
+            doc = json.dumps(_lrp_doc(root, coco)).replace('"detections": []', '"detections": ' + value)
+        else:
+            doc = _lrp_doc(root, coco, detections=value)
+        return ["evaluate", _write(root, "doc.json", doc)]
+    if case == "xform of two values":
+        doc = _lrp_doc(root, coco)
+        doc["images"][0]["lrp"]["xform"] = [0.5, 0.5]
+        return [*DEGRADE, _write(root, "doc.json", doc)]
+    escapes = {"file_name with ..": "../secret/b.png", "file_name absolute": str(root / "secret" / "b.png"),
+               "file_name a symlink out": "link.png"}
+    if case in escapes:
+        (root / "secret").mkdir()
+        Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(root / "secret" / "b.png")
+        (root / "images" / "link.png").symlink_to(root / "secret" / "b.png")
+        coco["images"][1]["file_name"] = escapes[case]
+        _write(root, "ann.json", coco)
+        return [*DEGRADE, *images, str(ann)]
+    if case == "png declaring 30000x30000":
+        _png_header(root / "images" / "big.png", 30000, 30000)
+        coco["images"][1].update(file_name="big.png")
+        _write(root, "ann.json", coco)
+        return [*DEGRADE, *images, str(ann)]
+    if case == "png of 10000x10000 (a PIL warning) and the wrong size":
+        _png_header(root / "images" / "big.png", 10000, 10000)
+        coco["images"][1].update(file_name="big.png")
+        _write(root, "ann.json", coco)
+        return [*DEGRADE, *images, str(ann)]
+    if case == "32-bit image":
+        Image.fromarray(np.full((40, 60), 70000, np.int32), "I").save(root / "images" / "deep.tif")
+        coco["images"][1]["file_name"] = "deep.tif"
+        _write(root, "ann.json", coco)
+        return [*DEGRADE, *images, str(ann)]
+    if case == "huge --scale":
+        return ["degrade", "--scale", "100000", *images, str(ann)]
+    if case == "--scale not a number":
+        return ["degrade", "--scale", "abc", *images, str(ann)]
+    raise AssertionError(case)
+
+
+HOSTILE = {
+    "bbox with NaN": (1, "annotation 1: key 'bbox[1]': NaN is not a JSON number"),
+    "area Infinity": (1, "annotation 1: key 'area': Infinity is not a JSON number"),
+    "negative box width": (1, "annotation 1 (image 1): key 'bbox' must be four finite numbers with w, h >= 0"),
+    "negative area": (1, "annotation 1 (image 1): key 'area' must be a finite number >= 0"),
+    "bbox of the wrong type": (1, "annotation 1: 'bbox' must be [x, y, w, h]"),
+    "keypoints of the wrong type": (1, "annotation 1 (image 1): key 'keypoints' must be a list of finite numbers"),
+    "keypoints of the wrong length": (1, "annotation 1 (image 1): key 'keypoints' has 48 values, expected 51"),
+    "odd polygon": (1, "annotation 1 (image 1): key 'segmentation' must hold polygons of x, y pairs"),
+    "undecodable RLE": (1, "annotation 1 (image 1): key 'segmentation.counts' is not an RLE of 40x60 pixels"),
+    "RLE of the wrong length": (1, "annotation 1 (image 1): key 'segmentation.counts' is not an RLE of 40x60 pixels"),
+    "crowd RLE size not the image's": (1, "annotation 1 (image 1): key 'segmentation.size' is [400, 600], but the image is [40, 60]"),
+    "file_name an int": (1, "image 2: key 'file_name' must name an image file relative to the image folder, got 7"),
+    "file_name null": (1, "image 2: key 'file_name' must name an image file relative to the image folder, got None"),
+    "file_name empty": (1, "image 2: key 'file_name' must name an image file relative to the image folder, got ''"),
+    "file_name dot": (1, "image 2: key 'file_name' must name an image file relative to the image folder, got '.'"),
+    "file_name with NUL": (1, "image 2: key 'file_name' must name an image file relative to the image folder, got 'b\\x00.jpg'"),
+    "deeply nested JSON": (1, "not valid JSON: nested too deeply"),
+    "result score NaN": (1, "lrp.detections[0] (image 1): key 'score': NaN is not a JSON number"),
+    "result score a string": (1, "lrp.detections[0] (image 1): key 'score' must be a finite number, got 'high'"),
+    "result category unknown": (1, "lrp.detections[0] (image 1) refers to unknown category id 9"),
+    "result category not an integer": (1, "lrp.detections[0] (image 1): key 'category_id' must be an integer, got 1.5"),
+    "result box negative": (1, "lrp.detections[0] (image 1): key 'bbox' must be four finite numbers with w, h >= 0"),
+    "xform of two values": (1, "image 1: key 'lrp.xform' must be [sx, sy, tx, ty] with sx, sy > 0, got [0.5, 0.5]"),
+    "file_name with ..": (1, "image 2: file_name '../secret/b.png' points outside the image folder"),
+    "file_name absolute": (1, "points outside the image folder"),
+    "file_name a symlink out": (1, "image 2: file_name 'link.png' points outside the image folder"),
+    "png declaring 30000x30000": (1, "image 2 ("),
+    "png of 10000x10000 (a PIL warning) and the wrong size": (1, "is 10000x10000 pixels but the document says 60x40"),
+    "32-bit image": (1, "image 2 ("),
+    "huge --scale": (2, "image 1: the output would be 6000000x4000000 pixels"),
+    "--scale not a number": (2, "Invalid value for '--scale'"),
+}
+# Failures of one image: the others' outputs may be in the run folder (it resumes), nothing else.
+PER_IMAGE = {"png declaring 30000x30000", "png of 10000x10000 (a PIL warning) and the wrong size", "32-bit image"}
+NEEDLE_TOO = {"png declaring 30000x30000": "decompression bomb", "32-bit image": "32-bit integer images (mode I) are not supported"}
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` (links not followed) with the sha256 of its bytes."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes() if not p.is_symlink() else str(p.readlink()).encode()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_input_is_refused_in_one_line_and_writes_nothing(dataset, runner, case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default lrp-runs/ folder would land here
+    args = _hostile(dataset, case)
+    before = _snapshot(tmp_path)
+    out = tmp_path / "out.json"
+    result = run_lrp(runner, [*args, "-o", str(out)])
+    code, needle = HOSTILE[case]
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == code, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"lrp {args[0]}: error: "), result.stderr
+    assert needle in lines[0] and NEEDLE_TOO.get(case, "") in lines[0], lines[0]
+    assert result.stdout == "" and not out.exists()
+    after = _snapshot(tmp_path)
+    if case in PER_IMAGE:
+        after = {k: v for k, v in after.items() if not k.startswith("lrp-runs/")}
+        assert not [p for p in tmp_path.rglob("*.part")], "half-written image left behind"
+    else:
+        assert not (tmp_path / "lrp-runs").exists()
+    assert after == before, "a file was written, changed or removed"
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs that would overwrite an input (item 4): refused before anything runs
+
+
+def _derived(dataset: Path, runner, tmp_path: Path) -> Path:
+    """A degraded document (a derived stage) of the dataset, written in a folder of its own."""
+    path = tmp_path / "lr.json"
+    result = run_lrp(runner, [*DEGRADE, "-q", "--images", str(dataset / "images"), str(dataset / "ann.json"),
+                              "--out-dir", str(tmp_path / "lr"), "-o", str(path)])
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def _overwrite_case(case: str, dataset: Path, derived: Path) -> list[str]:
+    ann, images = str(dataset / "ann.json"), ["--images", str(dataset / "images")]
+    return {
+        "degrade -o the input": [*DEGRADE, *images, ann, "-o", ann],
+        "degrade -o a folder": [*DEGRADE, *images, ann, "-o", str(dataset)],
+        "detect -o the input": ["detect", str(derived), "-o", str(derived)],
+        "pose -o the input": ["pose", str(derived), "-o", str(derived)],
+        "mix --boxes-only -o the input": ["mix", "--boxes-only", str(derived), str(derived), "-o", str(derived)],
+        "evaluate -o the input": ["evaluate", str(derived), "-o", str(derived)],
+        "bucket --plot onto the input": ["bucket", "--baseline", str(derived), str(derived), "--plot", str(derived)],
+        "weights convert -o the checkpoint": ["weights", "convert", "esrgan", ann, "-o", ann],
+        "--out-dir above the image root": [*DEGRADE, *images, ann, "--out-dir", str(dataset)],
+        "--out-dir inside the image root": [*DEGRADE, *images, ann, "--out-dir", str(dataset / "images" / "lr")],
+        "--out-dir the origin root of a derived document": ["superres", "--model", "bicubic", str(derived), "--out-dir", str(dataset / "images")],
+        "--out-dir inside the origin root": ["degrade", "--to-origin", str(derived), "--out-dir", str(dataset / "images" / "x")],
+        "--out-dir above the origin root": ["degrade", "--to-origin", str(derived), "--out-dir", str(dataset)],
+    }[case]
+
+
+OVERWRITE = {
+    "degrade -o the input": "-o {ann}: is an input of this command; refusing to write over it",
+    "degrade -o a folder": "-o {root}: is a folder; give a file name",
+    "detect -o the input": "-o {lr}: is an input of this command",
+    "pose -o the input": "-o {lr}: is an input of this command",
+    "mix --boxes-only -o the input": "-o {lr}: is an input of this command",
+    "evaluate -o the input": "-o {lr}: is an input of this command",
+    "bucket --plot onto the input": "--plot {lr}: is an input of this command",
+    "weights convert -o the checkpoint": "-o {ann}: is an input of this command",
+    "--out-dir above the image root": "--out-dir {root} contains the input image folder {root}/images; refusing to write over the input",
+    "--out-dir inside the image root": "lies inside the input image folder",
+    "--out-dir the origin root of a derived document": "--out-dir {root}/images is the origin image folder {root}/images",
+    "--out-dir inside the origin root": "lies inside the origin image folder",
+    "--out-dir above the origin root": "contains the origin image folder",
+}
+
+
+@pytest.mark.parametrize("case", list(OVERWRITE))
+def test_outputs_over_an_input_are_refused(dataset, runner, tmp_path, tmp_path_factory, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    derived = _derived(dataset, runner, tmp_path_factory.mktemp("derived"))
+    args = _overwrite_case(case, dataset, derived)
+    before = (_snapshot(tmp_path), _snapshot(derived.parent))
+    result = run_lrp(runner, args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.stderr
+    expected = OVERWRITE[case].format(ann=dataset / "ann.json", root=dataset, lr=derived)
+    assert len(lines) == 1 and lines[0].startswith(f"lrp {args[0]}: error: ") and expected in lines[0], result.stderr
+    assert result.stdout == ""
+    assert (_snapshot(tmp_path), _snapshot(derived.parent)) == before, "a file was written, changed or removed"
+
+
+def test_stdin_redirected_from_the_output_file_is_refused(dataset, tmp_path):
+    ann = dataset / "ann.json"
+    before = _snapshot(dataset)
+    with open(ann, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "lrp", *DEGRADE, "--images", str(dataset / "images"), "-o", str(ann)],
+                              stdin=stdin, capture_output=True, text=True, cwd=tmp_path, env=_env())
+    assert proc.returncode == 2
+    assert proc.stderr == f"lrp degrade: error: -o {ann}: is an input of this command; refusing to write over it\n"
+    assert _snapshot(dataset) == before and not (tmp_path / "lrp-runs").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading outside the image root (item 6): the one path resolution every command uses
+
+
+def test_image_path_stays_inside_the_root(tmp_path):
+    from lrp.document import image_path
+
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (root / "out.png").symlink_to(tmp_path / "secret.png")
+    (root / "in.png").symlink_to(root / "sub")
+    doc = {"lrp": {"image_root": str(root)}}
+    assert image_path(doc, {"id": 1, "file_name": "sub/../a.png"}) == root.resolve() / "a.png"
+    assert image_path(doc, {"id": 1, "file_name": "in.png"}) == (root / "sub").resolve()  # a link that stays inside
+    for name in ("../secret.png", "sub/../../secret.png", str(tmp_path / "secret.png"), "out.png", "/etc/passwd"):
+        with pytest.raises(LrpError, match=f"^image 1: file_name '{re.escape(name)}' points outside the image folder"):
+            image_path(doc, {"id": 1, "file_name": name})
+    for name in ("", ".", None, 3, "a\x00b"):
+        with pytest.raises(LrpError, match="must name an image file"):
+            image_path(doc, {"id": 1, "file_name": name})
+
+
+def test_pose_refuses_a_file_name_outside_the_image_root(dataset, runner, tmp_path, tiny_model):
+    """Before the fix pose read ../secret/b.png and returned keypoints from it."""
+    (tmp_path / "secret").mkdir()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "secret" / "b.png")
+    coco = json.loads((dataset / "ann.json").read_text())
+    coco["images"][0]["file_name"] = "../../secret/b.png"
+    doc = _lrp_doc(dataset, coco)
+    path = _write(tmp_path, "doc.json", doc)
+    result = run_lrp(runner, ["pose", path, "-q", "--device", "cpu", "--model", tiny_model])
+    assert result.exit_code == 1
+    assert result.stderr == f"lrp pose: error: image 1: file_name '../../secret/b.png' points outside the image folder {(dataset / 'images').resolve()}\n"
+    assert result.stdout == ""
+
+
+def test_detect_refuses_an_absolute_file_name(dataset, runner, tmp_path, random_centernet, small_input):
+    coco = json.loads((dataset / "ann.json").read_text())
+    coco["images"][1]["file_name"] = str(dataset / "images" / "a.jpg")  # even one inside the root: names are relative
+    result = run_lrp(runner, ["detect", _write(tmp_path, "doc.json", coco), "--images", str(dataset / "images"),
+                              "--model", "centernet-mbv3", "--weights", str(random_centernet), "-q"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"lrp detect: error: image 2: file_name '{dataset}/images/a.jpg' points outside the image folder")
