@@ -81,8 +81,7 @@ def step(name: str):
             if sys.stdin is None:  # started with stdin closed: reading it is an error, not a crash
                 sys.stdin = ClosedStdin()
             try:
-                with warnings.catch_warnings(record=True) as held:
-                    warnings.simplefilter("default")
+                with warnings.catch_warnings(record=True) as held:  # the user's -W filters still apply
                     outputs = {flag: kwargs.get(key) for key, flag in OUTPUT_OPTIONS.items() if kwargs.get(key) is not None}
                     inputs = [v for key, v in kwargs.items() if key not in OUTPUT_OPTIONS] + list(args)
                     check_output_files(outputs, inputs)

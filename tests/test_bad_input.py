@@ -448,3 +448,203 @@ def test_detect_refuses_an_absolute_file_name(dataset, runner, tmp_path, random_
                               "--model", "centernet-mbv3", "--weights", str(random_centernet), "-q"])
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith(f"lrp detect: error: image 2: file_name '{dataset}/images/a.jpg' points outside the image folder")
+
+
+# --------------------------------------------------------------------------------------------
+# 16-bit PNGs (item 7): the high byte, never clipped at 255
+
+
+def test_16_bit_grey_and_rgb_pngs_keep_their_high_byte(tmp_path):
+    from lrp.images import load_rgb
+
+    values = np.array([[0, 255, 256, 1000], [32768, 40000, 65280, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "grey16.png")
+    with Image.open(tmp_path / "grey16.png") as im:
+        assert im.mode == "I;16"  # what PIL made of it, so the test reads the case it means
+    grey = load_rgb(tmp_path / "grey16.png")
+    expected = (values >> 8).astype(np.uint8)
+    assert grey.dtype == np.uint8 and grey.shape == (2, 4, 3)
+    assert (grey == expected[..., None]).all()
+    rgb16 = np.stack([values, values[:, ::-1], 65535 - values], axis=-1)
+    _png_header(tmp_path / "rgb48.png", 4, 2, depth=16, colour=2, pixels=rgb16.reshape(2, -1))
+    rgb = load_rgb(tmp_path / "rgb48.png")
+    assert (rgb == (rgb16 >> 8).astype(np.uint8)).all()
+
+
+def test_degrade_of_a_16_bit_png_is_not_saturated(tmp_path, runner):
+    ramp = (np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) * 21).astype(np.uint16)  # 0 .. 64491
+    (tmp_path / "images").mkdir()
+    Image.fromarray(ramp).save(tmp_path / "images" / "r.png")
+    coco = {"images": [{"id": 1, "file_name": "r.png", "width": 64, "height": 48}], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    ann = _write(tmp_path, "ann.json", coco)
+    result = run_lrp(runner, ["degrade", "-q", "--scale", "0.5", "--method", "nearest", "--images", str(tmp_path / "images"), ann,
+                              "--out-dir", str(tmp_path / "lr")])
+    assert result.exit_code == 0, result.stderr
+    from lrp.degrade import degrade_pixels, plan_frames
+
+    out = np.asarray(Image.open(tmp_path / "lr" / "r.png"))
+    assert (out == 255).mean() < 0.05  # clipped, 99% were 255
+    high = np.repeat((ramp >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    (frame,) = plan_frames(coco, scale=0.5, method="nearest").values()
+    assert (out == degrade_pixels(high, frame, method="nearest")).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Resume (item 10) and the umask (item 11)
+
+
+def test_rerunning_a_pipe_resumes_and_gives_the_same_document(dataset, runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images = ["--images", str(dataset / "images")]
+
+    def pipe():
+        lr = run_lrp(runner, [*DEGRADE, "-q", *images, str(dataset / "ann.json")])
+        assert lr.exit_code == 0, lr.stderr
+        sr = run_lrp(runner, ["superres", "-q", "--model", "bicubic"], input=lr.stdout)
+        assert sr.exit_code == 0, sr.stderr
+        return sr.stdout
+
+    def files():
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted((tmp_path / "lrp-runs").rglob("*")) if p.is_file()}
+
+    first = pipe()
+    written = files()
+    assert len(written) == 2 * 3  # two steps: two images and a manifest each
+    second = pipe()
+    assert files() == written, "the second run rewrote or moved images"
+
+    def timeless(text):
+        doc = json.loads(text)
+        for step in doc["lrp"]["history"]:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", step.pop("time"))
+        return doc
+
+    assert timeless(first) == timeless(second)
+    assert re.sub(r'"time":"[^"]*"', "", first) == re.sub(r'"time":"[^"]*"', "", second)  # byte for byte
+
+
+def test_run_hash_ignores_times_only():
+    from lrp.outputs import run_hash
+
+    doc = {"images": [], "lrp": {"image_root": "/x", "history": [{"command": "degrade", "args": {"scale": 0.5}, "version": "0", "time": "T1"}]}}
+    later = json.loads(json.dumps(doc))
+    later["lrp"]["history"][0]["time"] = "T2"
+    other = json.loads(json.dumps(doc))
+    other["lrp"]["history"][0]["args"]["scale"] = 0.25
+    assert run_hash("superres", doc, {"model": "a"}) == run_hash("superres", later, {"model": "a"})
+    assert run_hash("superres", doc, {"model": "a"}) != run_hash("superres", other, {"model": "a"})
+    assert run_hash("superres", doc, {"model": "a"}) != run_hash("superres", doc, {"model": "b"})
+    assert doc["lrp"]["history"][0]["time"] == "T1"  # the document itself is left as it was
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_honour_the_umask(dataset, tmp_path, umask, mode):
+    out = tmp_path / "out"
+    code = (f"import os, sys; os.umask({umask}); from lrp.cli import main; "
+            f"sys.argv = ['lrp', 'degrade', '-q', '--scale', '0.5', '--images', {str(dataset / 'images')!r}, "
+            f"{str(dataset / 'ann.json')!r}, '--out-dir', {str(out / 'lr')!r}, '-o', {str(out / 'lr.json')!r}]; main()")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=_env())
+    sample = f"import os, sys; os.umask({umask}); from lrp.sample import main; sys.exit(main([{str(out / 'sample')!r}]))"
+    subprocess.run([sys.executable, "-c", sample], check=True, cwd=tmp_path, env=_env(), capture_output=True)
+    written = [out / "lr.json", out / "lr" / "a.png", out / "lr" / "b.png", out / "lr" / ".lrp-run.json",
+               out / "sample" / "person_keypoints.json", *(out / "sample" / "images").iterdir()]
+    assert len(written) > 6
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: oct(mode) for p in written}
+
+
+# --------------------------------------------------------------------------------------------
+# One line instead of a traceback, in a real process (item 9)
+
+
+def _lrp_process(args, tmp_path, **kwargs):
+    return subprocess.run([sys.executable, "-m", "lrp", *args], capture_output=True, text=True, cwd=tmp_path, env=_env(), **kwargs)
+
+
+def test_closed_stdin_is_one_line(tmp_path):
+    proc = _lrp_process(["degrade", "--scale", "0.5"], tmp_path, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert proc.returncode == 1
+    assert proc.stderr == "lrp degrade: error: <stdin>: stdin is closed; give a document path\n"
+    evaluate = _lrp_process(["evaluate"], tmp_path, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert evaluate.returncode in (1, 2) and len(evaluate.stderr.splitlines()) == 1
+    assert evaluate.stderr.startswith("lrp evaluate: error: ") and "Traceback" not in evaluate.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_stdout_on_a_full_disk_is_one_line(dataset, tmp_path):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "lrp", *DEGRADE, "-q", "--images", str(dataset / "images"),
+                               str(dataset / "ann.json"), "--out-dir", str(tmp_path / "lr")],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env())
+    assert proc.returncode == 1
+    assert proc.stderr == "lrp degrade: error: <stdout>: cannot write the document: No space left on device\n"
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """SIGINT at several moments while lrp loads (after Python's own start-up, which is not
+    ours): one line and exit 130, or the command finished first."""
+    outcomes = []
+    for delay in (0.01, 0.03, 0.08, 0.2, 0.5):
+        code = ("import os, signal, sys, threading; "
+                f"t = threading.Timer({delay}, os.kill, (os.getpid(), signal.SIGINT)); t.daemon = True; t.start(); "
+                "sys.argv = ['lrp', 'evaluate', '--help']; from lrp.cli import main; main()")
+        proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path, env=_env(), timeout=120)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert (proc.returncode, proc.stderr) in ((130, "lrp: interrupted\n"), (130, "lrp evaluate: interrupted\n"), (130, ""), (0, "")), \
+            (delay, proc.returncode, proc.stderr)
+        outcomes.append(proc.returncode)
+    assert 130 in outcomes, "no moment of start-up was interrupted"
+
+
+def test_usage_errors_of_click_read_like_every_error(runner):
+    result = run_lrp(runner, ["degrade", "--scale", "abc"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("lrp degrade: error: Invalid value for '--scale' / '-s': ") and len(result.stderr.splitlines()) == 1
+    result = run_lrp(runner, ["weights", "convert"])
+    assert result.exit_code == 2
+    assert result.stderr == "lrp weights: error: Missing argument 'arch'. (see 'lrp weights convert --help')\n"
+
+
+@pytest.mark.parametrize("error, line, code", [
+    (MemoryError(), "lrp x: error: out of memory (try fewer --workers, a smaller --batch-size or --tile, or smaller images)", 1),
+    (RecursionError("maximum recursion depth exceeded"), "lrp x: error: the input is nested too deeply to process", 1),
+    (KeyboardInterrupt(), "lrp x: interrupted", 130),
+    (LrpError("image 3: bad"), "lrp x: error: image 3: bad", 1),
+])
+def test_step_turns_failures_into_one_line(capsys, monkeypatch, error, line, code):
+    import typer
+    import warnings
+
+    from lrp.options import step
+
+    monkeypatch.delenv("LRP_DEBUG", raising=False)
+
+    def body():
+        warnings.warn("a library has something to say")
+        raise error
+
+    with pytest.raises(typer.Exit) as exit_info:
+        step("x")(body)()
+    assert exit_info.value.exit_code == code
+    assert capsys.readouterr().err == line + "\n"  # the warning is not printed before it
+
+
+def test_step_shows_warnings_after_success():
+    import warnings
+
+    from lrp.options import step
+
+    def body():
+        warnings.warn("a library has something to say")
+        return 5
+
+    with pytest.warns(UserWarning, match="a library has something to say"):
+        assert step("x")(body)() == 5
+
+
+def test_output_never_holds_bare_nan(tmp_path):
+    from lrp.outputs import write_document
+
+    with pytest.raises(LrpError, match="the result holds a value JSON cannot carry"):
+        write_document({"x": float("nan")}, tmp_path / "o.json")
+    assert not (tmp_path / "o.json").exists()

@@ -186,3 +186,84 @@ def test_every_module_imports():
     for module in sorted(_lrp_imports()):
         if module != "lrp.__main__":
             importlib.import_module(module)
+
+
+def test_compressed_rle_reader_agrees_with_pycocotools():
+    """The RLE check decodes COCO's compressed counts itself (pycocotools would read past its
+    buffer on a bad string); on real masks it must give pycocotools' own run lengths."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(3)
+    for h, w in ((40, 60), (7, 300), (123, 45)):
+        m = (rng.random((h, w)) < rng.uniform(0.05, 0.9)).astype(np.uint8)
+        m[: h // 3] = 0  # long runs too
+        rle = mask_utils.encode(np.asfortranarray(m))
+        counts = d._rle_counts(rle["counts"].decode("ascii"))
+        runs = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        assert (mask_utils.decode(runs) == m).all()
+        assert sum(counts) == h * w
+    assert d._rle_counts("\x7f") is None and d._rle_counts("P") is None  # out of range, unfinished
+
+
+def _with_keypoints():
+    coco = _coco()
+    coco["categories"][0]["keypoints"] = ["nose", "eye"]
+    coco["annotations"][0].update(keypoints=[1, 2, 2, 0, 0, 0], num_keypoints=1, segmentation=[[1, 1, 3, 1, 3, 3]])
+    return coco
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["annotations"][0].update(bbox=[1, 1, -2, 2]), r"annotation 5 \(image 1\): key 'bbox' must be four finite numbers"),
+        (lambda c: c["annotations"][0].update(bbox=[1, 1, True, 2]), r"annotation 5 \(image 1\): key 'bbox'"),
+        (lambda c: c["annotations"][0].update(area=float("inf")), r"annotation 5 \(image 1\): key 'area'"),
+        (lambda c: c["annotations"][0].update(keypoints=[1, 2, 2]), r"annotation 5 \(image 1\): key 'keypoints' has 3 values, expected 6"),
+        (lambda c: c["annotations"][0].update(keypoints=[1, 2, "2", 0, 0, 0]), r"annotation 5 \(image 1\): key 'keypoints' must be a list of finite numbers"),
+        (lambda c: c["annotations"][0].update(segmentation=[[1, 1, 3]]), r"annotation 5 \(image 1\): key 'segmentation' must hold polygons"),
+        (lambda c: c["annotations"][0].update(segmentation="x"), r"annotation 5 \(image 1\): key 'segmentation' must be a list of polygons or an RLE"),
+        (lambda c: c["annotations"][0].update(segmentation={"size": [8, 10], "counts": [79]}), r"annotation 5 \(image 1\): key 'segmentation.counts' is not an RLE of 8x10 pixels"),
+        (lambda c: c["annotations"][0].update(segmentation={"size": [8, 10], "counts": [-1, 81]}), r"annotation 5 \(image 1\): key 'segmentation.counts' is not an RLE of 8x10 pixels"),
+        (lambda c: c["images"][0].update(file_name="a/"), r"image 1: key 'file_name' must name an image file"),
+        (lambda c: c["images"][0].update(lrp={"xform": [1, 1, 0]}), r"image 1: key 'lrp.xform' must be \[sx, sy, tx, ty\]"),
+        (lambda c: c["images"][0].update(lrp={"xform": [0, 1, 0, 0]}), r"image 1: key 'lrp.xform' must be"),
+        (lambda c: c["images"][0].update(lrp={"origin": {"file_name": "a.jpg", "width": -1, "height": 2}}), r"image 1: key 'lrp.origin' must hold"),
+        (lambda c: c["categories"][0].update(keypoints="nose"), r"category 1: key 'keypoints' must be a list of names"),
+    ],
+)
+def test_bad_values_are_refused_on_reading(tmp_path, mutate, message):
+    coco = _with_keypoints()
+    d.adopt(json.loads(json.dumps(coco)), "x.json", images=tmp_path)  # the unmutated one passes
+    mutate(coco)
+    with pytest.raises(LrpError, match="^x.json: " + message):
+        d.adopt(coco, "x.json", images=tmp_path)
+
+
+def test_results_files_are_validated_like_documents(tmp_path):
+    doc = d.adopt(_with_keypoints(), "x.json", images=tmp_path)
+    good = {"image_id": 1, "category_id": 1, "keypoints": [1, 2, 0.5, 3, 4, 0.9], "score": 0.7}
+    for bad, message in [
+        (dict(good, keypoints=[1, 2, 0.5]), r"res.json\[0\] \(image 1\): key 'keypoints' has 3 values, expected 6"),
+        (dict(good, score=None), r"key 'score' must be a finite number, got None"),
+        (dict(good, score=True), r"key 'score' must be a finite number, got True"),
+        (dict(good, category_id="1"), r"key 'category_id' must be an integer, got '1'"),
+        (dict(good, category_id=2), r"refers to unknown category id 2"),
+    ]:
+        path = tmp_path / "res.json"
+        path.write_text(json.dumps([good, bad][::-1]))
+        with pytest.raises(LrpError, match=message):
+            d.load_results(str(path), doc)
+    path.write_text('[{"image_id": 1, "category_id": 1, "score": -Infinity}]')
+    with pytest.raises(LrpError, match=r"res.json: \[0\] \(image 1\): key 'score': -Infinity is not a JSON number"):
+        d.load_results(str(path), doc)
+
+
+def test_origin_root_is_recorded_and_carried(tmp_path):
+    doc = d.adopt(_coco(), "x.json", images=tmp_path)
+    assert doc["lrp"]["origin_root"] == str(tmp_path.resolve()) == d.origin_root(doc)
+    derived = d.derive(doc)
+    derived["lrp"]["image_root"] = "/elsewhere"
+    d.add_history(derived, "degrade", {})
+    again = d.adopt(json.loads(json.dumps(derived)), "y.json")
+    assert d.origin_root(again) == str(tmp_path.resolve())
