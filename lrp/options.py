@@ -84,7 +84,7 @@ def step(name: str):
                 with warnings.catch_warnings(record=True) as held:  # the user's -W filters still apply
                     outputs = {flag: kwargs.get(key) for key, flag in OUTPUT_OPTIONS.items() if kwargs.get(key) is not None}
                     inputs = [v for key, v in kwargs.items() if key not in OUTPUT_OPTIONS] + list(args)
-                    check_output_files(outputs, inputs)
+                    check_output_files(outputs, inputs, sys.stdin if _reads_stdin(kwargs) else None)
                     result = fn(*args, **kwargs)
             except BaseException as e:
                 if os.environ.get("LRP_DEBUG"):
@@ -101,6 +101,15 @@ def step(name: str):
         return run
 
     return wrap
+
+
+def _reads_stdin(kwargs: dict) -> bool:
+    """Does the command read its document(s) from stdin (no path given, or '-')?"""
+    for key in ("input", "documents"):
+        if key in kwargs:
+            value = kwargs[key]
+            return value in (None, "-") or (isinstance(value, list) and (not value or "-" in value))
+    return False
 
 
 def _failure(e: BaseException) -> tuple[str | None, int]:

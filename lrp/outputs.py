@@ -145,8 +145,8 @@ def check_output_files(outputs: dict[str, object], inputs: Iterable[object], std
     """Refuse, before anything is written, an output file that is an input or a folder.
 
     `outputs` maps an option name (`-o`, `--plot`) to its value; `inputs` are the command's
-    other path-like arguments (those naming no existing file are ignored). Stdin counts as an
-    input when it is a regular file (`lrp degrade < a.json -o a.json`).
+    other path-like arguments (those naming no existing file are ignored). `stdin`, when the
+    command reads it, counts as an input if it is a regular file (`lrp degrade < a.json -o a.json`).
     """
     stats = []
     for value in inputs:
@@ -158,7 +158,6 @@ def check_output_files(outputs: dict[str, object], inputs: Iterable[object], std
                     continue
                 if stat.S_ISREG(st.st_mode):
                     stats.append(st)
-    stdin = stdin if stdin is not None else sys.stdin
     try:
         st = os.fstat(stdin.fileno())
         if stat.S_ISREG(st.st_mode):

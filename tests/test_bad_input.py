@@ -402,6 +402,14 @@ def test_stdin_redirected_from_the_output_file_is_refused(dataset, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == f"lrp degrade: error: -o {ann}: is an input of this command; refusing to write over it\n"
     assert _snapshot(dataset) == before and not (tmp_path / "lrp-runs").exists()
+    # stdin that the command does not read is no input of it
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    with open(other, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "lrp", *DEGRADE, "-q", "--images", str(dataset / "images"), str(ann), "-o", str(other)],
+                              stdin=stdin, capture_output=True, text=True, cwd=tmp_path, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(other.read_text())["lrp"]["history"][0]["command"] == "degrade"
 
 
 # --------------------------------------------------------------------------------------------
