@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperCommand
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import UsageError as ClickUsageError
 
 from lrp.errors import LrpError
 
