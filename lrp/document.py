@@ -135,6 +135,11 @@ def adopt(data: Any, name: str, *, images: str | os.PathLike | None = None) -> d
             if value is not None and (not isinstance(value, str) or not value or "\0" in value):
                 raise LrpError(f"{name}: key 'lrp.{key}' is missing or not a folder path")
         block.setdefault("history", [])
+        history = block["history"]
+        if not (isinstance(history, list) and all(isinstance(h, dict) and isinstance(h.get("command"), str) for h in history)):
+            raise LrpError(f"{name}: key 'lrp.history' must be a list of steps, each with a 'command'")
+        if not isinstance(block.get("degradation"), (dict, type(None))):
+            raise LrpError(f"{name}: key 'lrp.degradation' must be an object or null")
         if not block["history"]:  # nothing derived yet: this is the origin dataset
             block.setdefault("origin_root", block["image_root"])
         block.setdefault("degradation", None)

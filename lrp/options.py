@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperCommand
 
-try:  # typer >= 0.20 carries its own copy of click
+try:  # newer typer carries its own copy of click
     from typer._click.exceptions import UsageError as ClickUsageError
 except ImportError:  # older typer runs on click itself
     from click.exceptions import UsageError as ClickUsageError

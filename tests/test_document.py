@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
@@ -267,3 +268,17 @@ def test_origin_root_is_recorded_and_carried(tmp_path):
     d.add_history(derived, "degrade", {})
     again = d.adopt(json.loads(json.dumps(derived)), "y.json")
     assert d.origin_root(again) == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("history", "degrade", "key 'lrp.history' must be a list of steps"),
+    ("history", [{"args": {}}], "key 'lrp.history' must be a list of steps"),
+    ("degradation", "bicubic", "key 'lrp.degradation' must be an object or null"),
+    ("image_root", 5, "key 'lrp.image_root' is missing or not a folder path"),
+    ("origin_root", "", "key 'lrp.origin_root' is missing or not a folder path"),
+])
+def test_bad_lrp_blocks_are_refused(tmp_path, key, value, message):
+    doc = json.loads(json.dumps(d.adopt(_coco(), "x.json", images=tmp_path)))
+    doc["lrp"][key] = value
+    with pytest.raises(LrpError, match="^y.json: " + re.escape(message)):
+        d.adopt(doc, "y.json")
