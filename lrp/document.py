@@ -199,6 +199,8 @@ def check_document(doc: dict, name: str) -> None:
     for c in doc["categories"]:
         if not isinstance(c, dict) or "id" not in c:
             raise LrpError(f"{name}: a category has no 'id'")
+        if not _is_int(c["id"]):
+            raise LrpError(f"{name}: category id {c['id']!r} is not an integer")
         if c["id"] in keypoint_counts:
             raise LrpError(f"{name}: duplicate category id {c['id']}")
         names = c.get("keypoints")
@@ -226,7 +228,12 @@ def check_document(doc: dict, name: str) -> None:
         bbox = ann.get("bbox")
         if bbox is not None and (not isinstance(bbox, list) or len(bbox) != 4):
             raise LrpError(f"{name}: annotation {aid}: 'bbox' must be [x, y, w, h]")
-        _check_values(ann, images[iid], keypoint_counts[cid], f"{name}: annotation {aid} (image {iid})")
+        where = f"{name}: annotation {aid} (image {iid})"
+        for key, allowed in (("iscrowd", (0, 1)), ("num_keypoints", None)):
+            value = ann.get(key)
+            if value is not None and not (_is_int(value) and (value in allowed if allowed else value >= 0)):
+                raise LrpError(f"{where}: key '{key}' must be {'0 or 1' if allowed else 'an integer >= 0'}, got {value!r}")
+        _check_values(ann, images[iid], keypoint_counts[cid], where)
     block = doc.get("lrp")
     if isinstance(block, dict):
         for key in RESULT_KEYS:

@@ -231,6 +231,9 @@ def _with_keypoints():
         (lambda c: c["images"][0].update(lrp={"xform": [0, 1, 0, 0]}), r"image 1: key 'lrp.xform' must be"),
         (lambda c: c["images"][0].update(lrp={"origin": {"file_name": "a.jpg", "width": -1, "height": 2}}), r"image 1: key 'lrp.origin' must hold"),
         (lambda c: c["categories"][0].update(keypoints="nose"), r"category 1: key 'keypoints' must be a list of names"),
+        (lambda c: c["categories"][0].update(id=[1]), r"category id \[1\] is not an integer"),
+        (lambda c: c["annotations"][0].update(iscrowd=2), r"annotation 5 \(image 1\): key 'iscrowd' must be 0 or 1, got 2"),
+        (lambda c: c["annotations"][0].update(num_keypoints="1"), r"annotation 5 \(image 1\): key 'num_keypoints' must be an integer >= 0, got '1'"),
     ],
 )
 def test_bad_values_are_refused_on_reading(tmp_path, mutate, message):
