@@ -286,7 +286,14 @@ def _is_number(v: Any) -> bool:
 
 
 def _numbers(v: Any) -> bool:
-    return isinstance(v, list) and all(_is_number(x) for x in v)
+    # map() over C functions: a COCO train file has tens of millions of these numbers
+    if not isinstance(v, list):
+        return False
+    kinds = set(map(type, v))
+    return (kinds <= _NUMBER_TYPES or all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds)) and all(map(math.isfinite, v))
+
+
+_NUMBER_TYPES = {int, float}  # exact types: bool, an int subclass, is not a number here
 
 
 def _check_image_meta(meta: Any, where: str) -> None:
