@@ -335,7 +335,7 @@ def plot(report: BucketReport, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from lrp.document import atomic_write_bytes
+    from lrp.outputs import atomic_write_bytes
 
     tasks = report.tasks()
     n_buckets = len(report.edges) - 1

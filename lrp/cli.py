@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
-import typer
 
-from lrp import __version__
-from lrp.options import step
+def _interrupted_at_start(signum, frame):
+    # Ctrl-C while the modules below load: one line, the shell's exit code, no traceback.
+    print("lrp: interrupted", file=sys.stderr)
+    os._exit(130)
+
+
+try:
+    _default_sigint = signal.signal(signal.SIGINT, _interrupted_at_start)
+except ValueError:  # imported outside the main thread: leave signals alone
+    _default_sigint = None
+
+import typer  # noqa: E402
+from typer.core import TyperCommand  # noqa: E402
+
+from lrp import __version__  # noqa: E402
+from lrp.options import LrpCommand, step  # noqa: E402
 
 app = typer.Typer(
     name="lrp",
@@ -49,15 +63,24 @@ def _register() -> None:
 
     for module in (degrade, superres, detect, pose, merge, mix, evaluate, bucket, draw, report, pck, crowdpose, quality, cost):
         name = module.__name__.rsplit(".", 1)[1]
-        app.command(name, help=module.command.__doc__, no_args_is_help=False)(step(name)(module.command))
+        app.command(name, cls=LrpCommand, help=module.command.__doc__, no_args_is_help=False)(step(name)(module.command))
+    for info in weights.app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = LrpCommand
     app.add_typer(weights.app, name="weights")
 
 
 _register()
+if _default_sigint is not None:  # start-up is over: Ctrl-C raises KeyboardInterrupt again
+    signal.signal(signal.SIGINT, _default_sigint)
 
 
 def main() -> None:
     # Behave like a Unix filter: `lrp ... | head` ends quietly instead of raising BrokenPipeError.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # between start-up and a command's own handling
+        print("lrp: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -18,13 +18,14 @@ import numpy as np
 import typer
 
 from lrp import geometry
-from lrp.document import add_history, image_path, load_document, write_result
+from lrp.document import add_history, image_path
 from lrp.errors import UsageError
 from lrp.failures import ImageFailures
-from lrp.images import load_rgb, parallel_map, save_png
-from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
-from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Shard, Workers
+from lrp.images import load_rgb, parallel_map
+from lrp.inputs import load_document
 from lrp.kernels import parse_blur
+from lrp.outputs import Frame, check_image_size, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png, write_result
+from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Shard, Workers
 from lrp.resize import METHODS, Blur, resample, single_threaded_blas, strided_step, to_uint8
 from lrp.shard import apply_shard
 
@@ -76,6 +77,7 @@ def plan_frames(doc: dict, *, scale: float | None = None, method: str = "bicubic
         else:
             size = (geometry.output_size(w, scale), geometry.output_size(h, scale))
             frames[img["id"]] = Frame(size, [scale, scale, 0.0, 0.0], geometry.resize_xform((w, h), size))
+        check_image_size(frames[img["id"]].size, f"image {img['id']}")
     return frames
 
 
@@ -136,8 +138,6 @@ def degrade_document(
     Raises LrpError on the first failing image, or with `keep_going` a PartialFailure after all
     images, carrying the document without the failed ones.
     """
-    from lrp.runs import claim_out_dir, resolve_out_dir
-
     check_arguments(scale, to_origin, method, noise, jpeg)
     blur, kernel_sha = parse_blur(kernel)
     args = {
@@ -150,10 +150,10 @@ def degrade_document(
         "seed": seed,
     }
     hash_args = dict(args, kernel_sha256=kernel_sha)
+    frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)  # refuses before writing
     root = resolve_out_dir("degrade", doc, hash_args, out_dir)
     targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "degrade", doc, hash_args)
-    frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)
 
     failures = ImageFailures(keep_going)
 

@@ -66,7 +66,8 @@ def command(
         lrp detect --model mask-rcnn-r101-fpn sr4.json -o sr4-det.json
         lrp degrade --scale 0.25 ... | lrp detect --model centernet-mbv3 | lrp evaluate
     """
-    from lrp.document import load_document, write_result
+    from lrp.inputs import load_document
+    from lrp.outputs import write_result
     from lrp.shard import apply_shard
 
     check_options(model, classes, score_threshold)  # usage errors before reading any input

@@ -394,7 +394,7 @@ def draw_strips(sources: list[Source], items: list[tuple[int, int | None]], out_
     from lrp.images import encode_png, parallel_map
 
     def one(item):
-        from lrp.document import atomic_write_bytes
+        from lrp.outputs import atomic_write_bytes
 
         path = out_dir / strip_name(*item)
         atomic_write_bytes(path, encode_png(np.asarray(strip(sources, *item))))
@@ -409,7 +409,7 @@ def draw_strips(sources: list[Source], items: list[tuple[int, int | None]], out_
 
 def load_sources(paths: list[str] | None, images: Path | None) -> list[tuple[str, dict]]:
     """(name, document) for each path ('-' once for stdin); `--images` roots plain COCO files."""
-    from lrp.document import load_document
+    from lrp.inputs import load_document
 
     paths = list(paths or ["-"])
     if paths.count("-") > 1:

@@ -37,33 +37,45 @@ def load_rgb(path: str | os.PathLike, image_id=None, expect_size: tuple[int, int
     where = f"image {image_id} ({path})" if image_id is not None else str(path)
     try:
         with Image.open(path) as im:
+            # The header is enough to refuse a wrong size before decoding (or allocating) it.
+            if expect_size is not None and im.size != tuple(expect_size):
+                w, h = im.size
+                raise LrpError(f"{where}: is {w}x{h} pixels but the document says {expect_size[0]}x{expect_size[1]}")
             im.load()
-            arr = np.asarray(im.convert("RGB"))
+            arr = to_rgb8(im, where)
     except FileNotFoundError:
         raise LrpError(f"{where}: file not found") from None
+    except IsADirectoryError:
+        raise LrpError(f"{where}: is a folder, not an image") from None
     except UnidentifiedImageError:
         raise LrpError(f"{where}: not an image or corrupt") from None
+    except Image.DecompressionBombError as e:
+        raise LrpError(f"{where}: refused: {e}") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise LrpError(f"{where}: cannot decode: {e}") from None
-    if expect_size is not None:
-        h, w = arr.shape[:2]
-        if (w, h) != tuple(expect_size):
-            raise LrpError(
-                f"{where}: is {w}x{h} pixels but the document says {expect_size[0]}x{expect_size[1]}"
-            )
     return arr
+
+
+def to_rgb8(im: Image.Image, where: str) -> np.ndarray:
+    """HxWx3 uint8 from a decoded image, keeping all 8 significant bits of deeper images.
+
+    PIL's convert("RGB") clips 16-bit grey (mode I;16) at 255, saturating almost every pixel.
+    We take the high byte instead, which is what PIL already does for 48-bit RGB PNGs and what
+    OpenCV's imread does for 16-bit images; 32-bit integer and float images are refused.
+    """
+    if im.mode.startswith("I;16"):
+        grey = (np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("I", "F"):
+        kind = "32-bit integer" if im.mode == "I" else "floating-point"
+        raise LrpError(f"{where}: {kind} images (mode {im.mode}) are not supported; convert it to 8 or 16 bits per channel")
+    return np.asarray(im.convert("RGB"))
 
 
 def encode_png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
-
-
-def save_png(arr: np.ndarray, path: str | os.PathLike) -> None:
-    from lrp.document import atomic_write_bytes
-
-    atomic_write_bytes(path, encode_png(arr))
 
 
 def parallel_map(

@@ -231,7 +231,8 @@ def command(shards: ShardDocs, output: Output = None, quiet: Quiet = False):
 
         lrp merge lr4.0.json lr4.1.json lr4.2.json lr4.3.json -o lr4.json
     """
-    from lrp.document import load_document, write_document
+    from lrp.inputs import load_document
+    from lrp.outputs import write_document
 
     if output is not None and any(Path(output).resolve() == Path(p).resolve() for p in shards):
         raise UsageError(f"-o {output} is one of the shard documents; refusing to overwrite an input")

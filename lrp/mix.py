@@ -20,7 +20,9 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from lrp.document import add_history, derive, images_by_id, load_document, write_document
+from lrp.document import add_history, derive, images_by_id
+from lrp.inputs import load_document
+from lrp.outputs import write_document
 from lrp.errors import LrpError, UsageError
 from lrp.geometry import compose, invert, map_result
 from lrp.options import Output, Quiet
@@ -188,7 +190,7 @@ def split_images(image_ids, seed: int = 0, selection_fraction: float = 0.5) -> t
 
 def restrict(doc: dict, image_ids: set) -> dict:
     """A copy of `doc` with only these images (and their annotations and results)."""
-    from lrp.stage import drop_images
+    from lrp.outputs import drop_images
 
     return drop_images(derive(doc), {img["id"] for img in doc["images"]} - set(image_ids))
 
@@ -314,7 +316,7 @@ def _plot_curve(curve, best, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lrp.document import atomic_write_bytes
+    from lrp.outputs import atomic_write_bytes
 
     finite = [r for r in curve if math.isfinite(r["threshold"])]
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -8,11 +8,17 @@ from __future__ import annotations
 import functools
 import os
 import sys
-
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
+
+try:  # newer typer carries its own copy of click
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import UsageError as ClickUsageError
 
 from lrp.errors import LrpError
 
@@ -71,23 +77,104 @@ Weights = Annotated[
 ]
 
 
+# Options whose value is a file the command writes; every other path-like argument is an input.
+OUTPUT_OPTIONS = {"output": "-o", "plot": "--plot", "plot_file": "--plot"}
+
+
 def step(name: str):
-    """Turn LrpError into `lrp NAME: error: ...` on stderr and its exit code (tracebacks with --debug)."""
+    """Run a command body the way every lrp command behaves (DESIGN.md section 2).
+
+    Before it runs: refuse an output file that is one of its inputs or a folder. While it
+    runs: hold back library warnings, so that an error is the only line printed. When it fails:
+    `lrp NAME: error: ...` on stderr and the exit code (tracebacks with --debug), also for the
+    failures that are not ours to raise: out of memory, a document nested too deeply, a full
+    disk on stdout, Ctrl-C.
+    """
 
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
+            from lrp.outputs import check_output_files
+
+            if sys.stdin is None:  # started with stdin closed: reading it is an error, not a crash
+                sys.stdin = ClosedStdin()
             try:
-                return fn(*args, **kwargs)
-            except LrpError as e:
+                with warnings.catch_warnings(record=True) as held:  # the user's -W filters still apply
+                    outputs = {flag: kwargs.get(key) for key, flag in OUTPUT_OPTIONS.items() if kwargs.get(key) is not None}
+                    inputs = [v for key, v in kwargs.items() if key not in OUTPUT_OPTIONS] + list(args)
+                    check_output_files(outputs, inputs, sys.stdin if _reads_stdin(kwargs) else None)
+                    result = fn(*args, **kwargs)
+            except BaseException as e:
                 if os.environ.get("LRP_DEBUG"):
                     raise
-                print(f"lrp {name}: error: {e}", file=sys.stderr)
-                raise typer.Exit(e.exit_code) from None
-            except KeyboardInterrupt:
-                print(f"lrp {name}: interrupted", file=sys.stderr)
-                raise typer.Exit(130) from None
+                message, code = _failure(e)
+                if message is None:
+                    raise
+                print(f"lrp {name}: {message}", file=sys.stderr)
+                raise typer.Exit(code) from None
+            for w in held:  # a successful run still shows what the libraries had to say
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            return result
 
         return run
 
     return wrap
+
+
+def _reads_stdin(kwargs: dict) -> bool:
+    """Does the command read its document(s) from stdin (no path given, or '-')?"""
+    for key in ("input", "documents"):
+        if key in kwargs:
+            value = kwargs[key]
+            return value in (None, "-") or (isinstance(value, list) and (not value or "-" in value))
+    return False
+
+
+def _failure(e: BaseException) -> tuple[str | None, int]:
+    """The one line and exit code for a failure (None: not ours, let it through)."""
+    if isinstance(e, LrpError):
+        return f"error: {e}", e.exit_code
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(e, MemoryError):
+        return "error: out of memory (try fewer --workers, a smaller --batch-size or --tile, or smaller images)", 1
+    if isinstance(e, RecursionError):
+        return "error: the input is nested too deeply to process", 1
+    return None, 0
+
+
+class ClosedStdin:
+    """Stands in for a closed stdin: not a terminal, and reading it is a one-line error."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("stdin is closed")
+
+    def read(self, *args):
+        raise LrpError("<stdin>: stdin is closed; give a document path")
+
+    readline = read
+
+    @property
+    def buffer(self):
+        return self
+
+
+class LrpCommand(TyperCommand):
+    """A subcommand whose usage errors read `lrp COMMAND: error: ...` like every other error."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except ClickUsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                raise
+            path = [info_name]
+            while parent is not None and parent.parent is not None:  # `lrp weights convert`
+                path.insert(0, parent.info_name)
+                parent = parent.parent
+            message = " ".join(e.format_message().split())
+            print(f"lrp {path[0]}: error: {message} (see 'lrp {' '.join(path)} --help')", file=sys.stderr)
+            raise typer.Exit(2) from None

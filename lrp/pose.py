@@ -89,7 +89,9 @@ def command(
 
         lrp degrade --scale 0.25 hr.json | lrp pose --model movenet-thunder --boxes detections | lrp evaluate
     """
-    from lrp.document import add_history, derive, load_document, write_document
+    from lrp.document import add_history, derive
+    from lrp.inputs import load_document
+    from lrp.outputs import write_document
     from lrp.models import get_model
     from lrp.shard import apply_shard
     from lrp.topdown import DECODERS

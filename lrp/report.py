@@ -140,7 +140,7 @@ def write_report(
 ) -> Path:
     """Write index.html, bucket.png and strips/ into `out_dir`; return the page's path."""
     from lrp import bucket
-    from lrp.document import atomic_write_text
+    from lrp.outputs import atomic_write_text
     from lrp.draw import check_out_dir, draw_strips, prepare, strip_name
     from lrp.evaluate import build_tables, document_labels, evaluate_document, history_text
     from lrp.tables import render_html

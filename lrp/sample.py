@@ -167,7 +167,7 @@ def build(out_dir: Path) -> dict:
     """Draw the dataset into `out_dir/images` and return the COCO dict (not yet written)."""
     from pycocotools import mask as mask_utils
 
-    from lrp.images import save_png
+    from lrp.outputs import save_png
 
     rng = np.random.default_rng(SEED)
     images, annotations = [], []
@@ -223,7 +223,7 @@ def ensure_sample(root: Path | None = None) -> Path:
     root = Path(root) if root is not None else sample_dir()
     ann_file = root / "person_keypoints.json"
     if not ann_file.is_file():
-        from lrp.document import atomic_write_text
+        from lrp.outputs import atomic_write_text
 
         coco = build(root)
         atomic_write_text(ann_file, json.dumps(coco))

@@ -106,7 +106,7 @@ def apply_shard(doc: dict, spec: str | None, command: str) -> dict:
 
 
 def run_identity(doc: dict) -> dict:
-    """What a run folder's hash covers (lrp.runs.run_hash).
+    """What a run folder's hash covers (lrp.outputs.run_hash).
 
     An ordinary document stands for itself. Every shard of one run must share a run folder (the
     merged document has one image root), so a shard stands for what all its sibling shards have

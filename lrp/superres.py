@@ -210,14 +210,13 @@ def superres_document(
     (`doc` is untouched). What the model needs (scale, memory, kernel, noise) comes from its
     registry spec. Raises LrpError on the first failing image, or with `keep_going` a
     PartialFailure after all images, carrying the document without the failed ones."""
-    from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
     from lrp.failures import ImageFailures
     from lrp.document import add_history, image_path
     from lrp.geometry import resize_xform
-    from lrp.images import load_rgb, parallel_map, save_png
+    from lrp.images import load_rgb, parallel_map
     from lrp.kernels import load_kernel
     from lrp.models import get_model
-    from lrp.runs import claim_out_dir, resolve_out_dir
+    from lrp.outputs import Frame, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png
 
     spec = get_model(model, "superres")
     sf = resolve_scale(spec, scale, doc)
@@ -388,7 +387,8 @@ def command(
 
         lrp superres --model esrgan --tile 128 --precision bf16 lr.json -o sr.json
     """
-    from lrp.document import load_document, write_result
+    from lrp.inputs import load_document
+    from lrp.outputs import write_result
     from lrp.shard import apply_shard
 
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)

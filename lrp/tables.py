@@ -223,7 +223,7 @@ def render_json(data) -> str:
 
 def emit(tables: Sequence[Table], fmt: str, output=None, *, csv_columns=None, records=None, json_data=None, notes=()) -> None:
     """Write the chosen format to stdout, or atomically to `output`."""
-    from lrp.document import atomic_write_text
+    from lrp.outputs import atomic_write_text
 
     if fmt == "json":
         text = render_json(json_data)

@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lrp.document import atomic_write_bytes
+from lrp.outputs import atomic_write_bytes
 from lrp.errors import LrpError, UsageError
 from lrp.options import step
 from lrp.sources.checkpoints import read_torch_checkpoint  # noqa: F401  (moved; old import path)

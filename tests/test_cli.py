@@ -86,7 +86,7 @@ def test_head_of_pipeline_uses_the_sample_on_a_terminal(tmp_path, args):
 
 
 def test_no_input_on_a_terminal_is_a_usage_error_where_no_sample_applies():
-    from lrp.document import load_document
+    from lrp.inputs import load_document
     from lrp.errors import UsageError
 
     class Terminal:

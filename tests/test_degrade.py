@@ -17,8 +17,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from lrp.degrade import degrade_document, plan_frames
-from lrp.stage import reframed
-from lrp.document import load_document
+from lrp.inputs import load_document
+from lrp.outputs import reframed
 from lrp.images import load_rgb
 from lrp.resize import resize_image
 

@@ -226,7 +226,7 @@ def test_mask_model_fills_segmentation_and_area(tiny_doc):
     from pycocotools import mask as mask_util
 
     from lrp.detect import category_ids_for, detect_images, parse_classes
-    from lrp.document import load_document
+    from lrp.inputs import load_document
     from test_rcnn import tiny_model
 
     doc_path, images = tiny_doc

@@ -279,7 +279,7 @@ def test_detections_file_from_the_original_frame(tmp_path, runner, coco_val4):
     import json as _json
 
     from lrp.degrade import degrade_document
-    from lrp.document import load_document
+    from lrp.inputs import load_document
     from lrp.pose import detections_from_origin
 
     doc = load_document(str(coco_val4 / "person_keypoints.json"), images=coco_val4 / "images")
