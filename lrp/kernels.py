@@ -21,24 +21,9 @@ import numpy as np
 
 from lrp.errors import UsageError
 
-# Float32 kernels that were normalised in float32 (USRNet's x4 sums to 0.99990) pass; a kernel
-# that was never normalised does not.
-SUM_TOLERANCE = 1e-3
-
-
-def check_kernel(kernel) -> np.ndarray:
-    """A float64 copy of `kernel`, or a ValueError saying what is wrong with it."""
-    k = np.array(kernel, dtype=np.float64)
-    if k.ndim != 2 or k.size == 0:
-        raise ValueError(f"a blur kernel must be a 2-D array, got shape {tuple(k.shape)}")
-    if not np.all(np.isfinite(k)):
-        raise ValueError("the blur kernel has NaN or infinite entries")
-    if abs(k.sum() - 1.0) > SUM_TOLERANCE:
-        raise ValueError(
-            f"a blur kernel must sum to about 1 (within {SUM_TOLERANCE:g}; it sums to {k.sum():.6g}): "
-            "scale it so that its taps sum to 1"
-        )
-    return k
+# The one check of a 2-D blur kernel lives beside the Blur it builds (lrp.resize), so that
+# resize never imports this module back.
+from lrp.resize import SUM_TOLERANCE, check_kernel  # noqa: E402,F401
 
 
 def load_kernel(spec: str, *, scale: int | None = None) -> tuple[np.ndarray, str]:
