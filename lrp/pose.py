@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lrp.errors import LrpError, UsageError
+from lrp.errors import LrpError, PartialFailure, UsageError
 from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Weights, Workers
 
 BoxSource = Annotated[str, typer.Option("--boxes", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
@@ -29,6 +29,15 @@ Flip = Annotated[
 InputSize = Annotated[
     Optional[str],
     typer.Option("--input-size", help="Model input WxH, e.g. 48x64 for low-resolution weights (default: the model's).", show_default=False),
+]
+Warp = Annotated[
+    str,
+    typer.Option(
+        "--warp",
+        help="Crop semantics: opencv4 (the fixed-point cv2.warpAffine of OpenCV 3.4/4.x, as the official HRNet "
+        "results were made), opencv5 (the float warp of OpenCV 5.x), or auto: what the model's official inference "
+        "gives under the OpenCV installed here (5.x when none is).",
+    ),
 ]
 InVis = Annotated[float, typer.Option("--in-vis", help="Joint score threshold of the rescoring.")]
 OksNms = Annotated[float, typer.Option("--oks-nms", help="OKS-NMS threshold per image (1 keeps every person).")]
@@ -56,6 +65,7 @@ def command(
     decode: Decode = "standard",
     flip: Flip = None,
     input_size: InputSize = None,
+    warp: Warp = "auto",
     in_vis: InVis = 0.2,
     oks_nms: OksNms = 0.9,
     device: Device = "auto",
@@ -68,7 +78,7 @@ def command(
     """Estimate COCO keypoints of every person box (GT or detections) into lrp.poses.
 
     Top-down, as the official HRNet test: each box grows to the model's aspect ratio and 1.25x,
-    is cut out (bilinear, black border; OpenCV 4 semantics) and run with the flip test; heatmaps
+    is cut out (bilinear, black border; --warp picks the OpenCV generation) and run with the flip test; heatmaps
     are decoded (--decode standard|dark|udp), mapped back into the document's frame, rescored
     (box score x mean joint score above --in-vis) and filtered by OKS-NMS (--oks-nms) per image.
     --boxes gt uses the people with annotated keypoints, boxes cleaned as the official code does.
@@ -79,37 +89,88 @@ def command(
 
         lrp degrade --scale 0.25 hr.json | lrp pose --model movenet-thunder --boxes detections | lrp evaluate
     """
-    from lrp.document import add_history, derive, load_document, write_document
-    from lrp.models import get_model
-    from lrp.topdown import DECODERS
+    from lrp.document import load_document, write_result
 
-    if boxes not in ("gt", "detections"):
-        raise UsageError(f"--boxes {boxes!r}: expected gt or detections")
-    if decode not in DECODERS:
-        raise UsageError(f"--decode {decode!r}: expected one of {', '.join(DECODERS)}")
-    spec = get_model(model, task="pose")
-    size = parse_size(input_size) if input_size else tuple(spec.kwargs.get("input_size", (192, 256)))
-    regression = spec.arch.startswith("movenet")
-    if regression and input_size and size != tuple(spec.kwargs["input_size"]):
-        raise UsageError(f"--input-size {input_size}: {model} runs at {'x'.join(map(str, spec.kwargs['input_size']))} only")
-    if regression and decode != "standard":
-        raise UsageError(f"--decode {decode}: {model} regresses keypoints, it has no heatmaps to decode")
-    if decode == "offset":
-        raise UsageError(f"--decode offset needs a model with an offset head; {model} predicts heatmaps only")
+    check_options(model, boxes, decode, input_size, warp)  # usage errors before reading anything
+    doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
+    write_result(
+        "pose",
+        output,
+        lambda: pose_document(
+            doc,
+            model=model,
+            weights=weights,
+            boxes=boxes,
+            det_threshold=det_threshold,
+            detections_file=detections_file,
+            decode=decode,
+            flip=flip,
+            input_size=input_size,
+            warp=warp,
+            in_vis=in_vis,
+            oks_nms=oks_nms,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            workers=workers,
+            quiet=quiet,
+            keep_going=keep_going,
+        ),
+    )
 
-    doc = derive(load_document(input, images=images, allow_sample=True, quiet=quiet))
+
+class PoseFailures(PartialFailure):
+    """`--keep-going` ended with images that could not be read: `doc` has the poses of the rest."""
+
+    def __init__(self, failures: list[str], total: int, doc: dict):
+        super().__init__(failures, total, doc)
+        self.args = (f"{len(failures)} images failed (of {total}; listed above): the document has the poses of the others",)
+
+
+def pose_document(
+    doc: dict,
+    *,
+    model: str = "hrnet-w32-256x192",
+    weights=None,
+    boxes: str = "gt",
+    det_threshold: float = 0.0,
+    detections_file: str | None = None,
+    decode: str = "standard",
+    flip: bool | None = None,
+    input_size: str | None = None,
+    warp: str = "auto",
+    in_vis: float = 0.2,
+    oks_nms: float = 0.9,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 32,
+    workers: int | None = None,
+    quiet: bool = False,
+    keep_going: bool = False,
+) -> dict:
+    """Keypoints of every person box of `doc` into `lrp.poses` of a new document (`doc` is untouched).
+
+    Raises UsageError for a bad option, LrpError on the first image that fails, or with
+    `keep_going` a PoseFailures (a PartialFailure) after all images, carrying the document with
+    the poses of the images that succeeded.
+    """
+    from lrp.document import add_history, derive
+
+    spec, size, warp_used = check_options(model, boxes, decode, input_size, warp)
+
+    doc = derive(doc)
     if detections_file is not None:
         boxes = "detections"
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
     people, skipped = collect_people(doc, boxes, det_threshold)
-    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression)
+    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
     add_history(
         doc,
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
-         "input_size": list(size), "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
+         "input_size": list(size), "warp": warp_used, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
     if not quiet:
         n_images = len({p["image_id"] for p in people})
@@ -119,9 +180,38 @@ def command(
             f"{len(doc['lrp']['poses'])} poses after OKS-NMS{extra}",
             file=sys.stderr,
         )
-    write_document(doc, output)
     if failures:
-        raise LrpError(f"{len(failures)} images failed: " + "; ".join(failures))
+        raise PoseFailures(failures, len({p["image_id"] for p in people}), doc)
+    return doc
+
+
+def check_options(model: str, boxes: str, decode: str, input_size: str | None, warp: str):
+    """What the model can do against what was asked: (spec, input size, resolved warp), or a
+    UsageError naming the option."""
+    from lrp.models import get_model
+    from lrp.models.pose_zoo import pose_traits
+    from lrp.topdown import DECODERS, WARPS, resolve_warp
+
+    if boxes not in ("gt", "detections"):
+        raise UsageError(f"--boxes {boxes!r}: expected gt or detections")
+    spec = get_model(model, task="pose")
+    traits = pose_traits(spec)
+    if decode not in DECODERS:
+        raise UsageError(f"--decode {decode!r}: expected one of {', '.join(DECODERS)}")
+    if traits.head == "regression" and decode != "standard":
+        raise UsageError(f"--decode {decode}: {spec.name} regresses keypoints, it has no heatmaps to decode")
+    if decode == "offset":
+        raise UsageError(f"--decode offset needs a model with an offset head; {spec.name} predicts heatmaps only")
+    default = tuple(spec.kwargs.get("input_size", (192, 256)))
+    size = parse_size(input_size) if input_size else default
+    if traits.input_sizes and size not in {tuple(v) for v in traits.input_sizes}:
+        supported = ", ".join("x".join(map(str, v)) for v in traits.input_sizes)
+        raise UsageError(f"--input-size {input_size}: {spec.name} runs at {supported} only")
+    if warp != "auto" and warp not in WARPS:
+        raise UsageError(f"--warp {warp!r}: expected auto or one of {', '.join(WARPS)}")
+    if warp == "auto":
+        warp = resolve_warp("auto") if traits.crop == "cv2" else traits.crop
+    return spec, size, warp
 
 
 def detections_from_origin(path: str, doc: dict) -> list[dict]:
@@ -212,8 +302,9 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
 # Running the model
 
 
-def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression):
+def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp="opencv4"):
     from lrp.device import load_state_dict, load_strict, resolve_device, resolve_dtype, weights_path
+    from lrp.models.pose_zoo import pose_traits
     from lrp.topdown import TopDown
 
     dev = resolve_device(device)
@@ -222,6 +313,7 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
     net = spec.build()
     load_strict(net, load_state_dict(path), str(path))
     net = net.to(device=dev, dtype=dtype)
+    regression = pose_traits(spec).head == "regression"
     return TopDown(
         net,
         size,
@@ -231,6 +323,7 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
         flip=(not regression) if flip is None else flip,
         decoder=decode,
         batch_size=batch_size,
+        warp=warp,
     )
 
 

@@ -2,13 +2,35 @@
 
 Each entry's `kwargs` go to its builder; `input_size` is (width, height) of the model input, as
 the official configs write `IMAGE_SIZE`. Converters and fetchers are collected by `lrp weights`.
+A `PoseSpec` also says what `lrp pose` needs to run the model: what its head outputs, which
+decoders (`lrp.codecs`) can read that, which input sizes its weights take, and how its official
+inference cuts the crops.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from lrp.models import ModelSpec, WeightsInfo
+
+HEATMAP_CODECS = ("standard", "dark", "udp", "plain", "maxpool")
+
+
+@dataclass(frozen=True)
+class PoseSpec(ModelSpec):
+    head: str = "heatmap"  # what the network outputs: heatmap, heatmap+offset, simcc, regression
+    codecs: tuple = HEATMAP_CODECS  # the decoders (lrp.codecs.CODECS) that can read that output
+    input_sizes: tuple = ()  # (w, h) sizes the weights support; () = any size (fully convolutional)
+    crop: str = "cv2"  # "cv2": the official inference crops with the installed cv2.warpAffine; else a fixed warp
+
+
+def pose_traits(spec: ModelSpec) -> PoseSpec:
+    """The pose run-time needs of any pose entry; a plain ModelSpec (e.g. one a user or a test
+    registers) is taken as a heatmap model that runs at any size, cropped like HRNet."""
+    if isinstance(spec, PoseSpec):
+        return spec
+    return PoseSpec(**{f: getattr(spec, f) for f in ModelSpec.__dataclass_fields__})
 
 HRNET_LICENCE = "MIT (leoxiaobin/deep-high-resolution-net.pytorch)"
 HRNET_DATA = "COCO train2017 person keypoints, 17 keypoints, full resolution, GT boxes"
@@ -26,7 +48,7 @@ def _hrnet(width: str, size: str) -> ModelSpec:
     h, w = (int(v) for v in size.split("x"))
     name = f"hrnet-{width}-{size}"
     official = f"pose_hrnet_{width}_{size}.pth"
-    return ModelSpec(
+    return PoseSpec(
         name=name,
         task="pose",
         arch=f"hrnet-{width}",
@@ -49,7 +71,7 @@ MODELS: list[ModelSpec] = [
     _hrnet("w32", "384x288"),
     _hrnet("w48", "256x192"),
     _hrnet("w48", "384x288"),
-    ModelSpec(
+    PoseSpec(
         name="movenet-thunder",
         task="pose",
         arch="movenet-thunder",
@@ -64,6 +86,11 @@ MODELS: list[ModelSpec] = [
             sha256="493a0d391d69b723523a401da3ee56f542d1db495c2e1d5f34ec0e49273b90b6",
         ),
         notes="single-person MoveNet run top-down on each person box (square crop, raw 0..255 input)",
+        head="regression",
+        codecs=("standard",),
+        input_sizes=((256, 256),),
+        # No OpenCV in MoveNet's own runtime: the crops are lrp's, the fixed-point warp they always had.
+        crop="opencv4",
     ),
 ]
 
