@@ -21,7 +21,15 @@ from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Outp
 
 BoxSource = Annotated[str, typer.Option("--boxes", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
 DetThreshold = Annotated[float, typer.Option("--det-threshold", help="Skip detections scoring below this (official: 0.0).")]
-Decode = Annotated[str, typer.Option("--decode", help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset.")]
+Decode = Annotated[
+    str,
+    typer.Option(
+        "--decode",
+        help="Codec reading the model's head: standard, dark, udp (UDP-trained weights), plain (argmax, no "
+        "post-processing), maxpool (SRPose's fast argmax), offset (offset heads) or simcc (SimCC heads). "
+        "A codec the model's head cannot feed (simcc on a heatmap head) is refused.",
+    ),
+]
 Flip = Annotated[
     Optional[bool],
     typer.Option("--flip/--no-flip", help="Flip test (default: on for heatmap models, off for MoveNet).", show_default=False),
@@ -79,7 +87,7 @@ def command(
 
     Top-down, as the official HRNet test: each box grows to the model's aspect ratio and 1.25x,
     is cut out (bilinear, black border; --warp picks the OpenCV generation) and run with the flip test; heatmaps
-    are decoded (--decode standard|dark|udp), mapped back into the document's frame, rescored
+    are decoded (--decode: a codec the model's head can feed), mapped back into the document's frame, rescored
     (box score x mean joint score above --in-vis) and filtered by OKS-NMS (--oks-nms) per image.
     --boxes gt uses the people with annotated keypoints, boxes cleaned as the official code does.
 
@@ -188,20 +196,28 @@ def pose_document(
 def check_options(model: str, boxes: str, decode: str, input_size: str | None, warp: str):
     """What the model can do against what was asked: (spec, input size, resolved warp), or a
     UsageError naming the option."""
+    from lrp.codecs import CODECS
     from lrp.models import get_model
     from lrp.models.pose_zoo import pose_traits
-    from lrp.topdown import DECODERS, WARPS, resolve_warp
+    from lrp.topdown import WARPS, resolve_warp
 
     if boxes not in ("gt", "detections"):
         raise UsageError(f"--boxes {boxes!r}: expected gt or detections")
     spec = get_model(model, task="pose")
     traits = pose_traits(spec)
-    if decode not in DECODERS:
-        raise UsageError(f"--decode {decode!r}: expected one of {', '.join(DECODERS)}")
-    if traits.head == "regression" and decode != "standard":
-        raise UsageError(f"--decode {decode}: {spec.name} regresses keypoints, it has no heatmaps to decode")
-    if decode == "offset":
-        raise UsageError(f"--decode offset needs a model with an offset head; {spec.name} predicts heatmaps only")
+    if decode not in CODECS:
+        raise UsageError(f"--decode {decode!r}: expected one of {', '.join(CODECS)}")
+    if decode not in traits.codecs:
+        reads = CODECS[decode].reads
+        if traits.head == "regression":
+            why = "it has no heatmaps to decode"
+        elif reads == "heatmap+offset":
+            why = "--decode offset needs a model with an offset head"
+        else:
+            why = f"--decode {decode} reads a {reads} head"
+        raise UsageError(
+            f"--decode {decode}: {spec.name} has a {traits.head} head ({why}); it feeds {', '.join(traits.codecs)}"
+        )
     default = tuple(spec.kwargs.get("input_size", (192, 256)))
     size = parse_size(input_size) if input_size else default
     if traits.input_sizes and size not in {tuple(v) for v in traits.input_sizes}:
@@ -313,11 +329,12 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
     net = spec.build()
     load_strict(net, load_state_dict(path), str(path))
     net = net.to(device=dev, dtype=dtype)
-    regression = pose_traits(spec).head == "regression"
+    head = pose_traits(spec).head
+    regression = head == "regression"
     return TopDown(
         net,
         size,
-        kind="regression" if regression else "heatmap",
+        kind=head,
         device=dev,
         dtype=dtype,
         flip=(not regression) if flip is None else flip,

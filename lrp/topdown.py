@@ -529,8 +529,10 @@ def heatmap_size_of(input_size: tuple[int, int], stride: int = 4) -> tuple[int, 
 class TopDown:
     """Crops -> model -> keypoints in the image, for one model and one set of options.
 
-    `kind` "heatmap": the model maps ImageNet-normalised crops to heatmaps (HRNet);
-    "regression": it maps raw 0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet).
+    `kind` is the model's head (`lrp.codecs`): "heatmap", "heatmap+offset" and "simcc" models
+    map ImageNet-normalised crops to their outputs (HRNet and its heads); "regression" maps raw
+    0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet). `decoder` names the codec
+    (`lrp.codecs.CODECS`) that reads the output and owns its crop conventions (UDP).
     """
 
     def __init__(
@@ -547,7 +549,9 @@ class TopDown:
         padding: float = PADDING,
         warp: str = "opencv4",
     ):
-        if decoder not in DECODERS:
+        from lrp.codecs import CODECS, codec_for
+
+        if decoder not in CODECS:
             raise ValueError(f"unknown decoder {decoder!r}")
         self.model = model.eval()
         self.input_size = tuple(int(v) for v in input_size)
@@ -556,7 +560,8 @@ class TopDown:
         self.dtype = dtype
         self.flip = flip
         self.decoder = decoder
-        self.udp = decoder == "udp"
+        self.codec = codec_for(kind, decoder)
+        self.udp = self.codec.udp
         self.batch_size = batch_size
         self.padding = padding
         self.warp = resolve_warp(warp)
@@ -573,11 +578,11 @@ class TopDown:
         return torch.cat(chunks) if chunks else warp_crops(image, m, self.input_size, self.warp)
 
     @torch.inference_mode()
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.kind == "heatmap":
+    def _forward(self, batch: torch.Tensor):
+        if self.kind != "regression":
             batch = normalize_imagenet(batch)
         out = self.model(batch.to(self.dtype))
-        return out.float()
+        return tuple(o.float() for o in out) if isinstance(out, (tuple, list)) else out.float()
 
     def predict(self, crops: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Keypoints (N, K, 3) = (x, y, score) in the image for crops cut by `crops()`."""
@@ -586,28 +591,35 @@ class TopDown:
             batch = crops[start : start + self.batch_size]
             if self.flip:
                 both = self._forward(torch.cat([batch, batch.flip(-1)]))
-                plain, mirrored = both[: len(batch)], both[len(batch) :]
-                outputs.append(self._merge_flip(plain, mirrored))
+                n = len(batch)
+                if isinstance(both, tuple):
+                    outputs.append(self._merge_flip(tuple(b[:n] for b in both), tuple(b[n:] for b in both)))
+                else:
+                    outputs.append(self._merge_flip(both[:n], both[n:]))
             else:
                 outputs.append(self._forward(batch))
-        out = torch.cat(outputs).cpu().numpy() if outputs else None
-        if out is None:
+        if not outputs:
             return np.zeros((0, 17, 3))
-        if self.kind == "heatmap":
-            coords, scores = decode(out.astype(np.float32), self.decoder)
-            heatmap_size = (out.shape[3], out.shape[2])
-            xy = heatmap_to_image(coords, center, scale, heatmap_size, udp=self.udp)
+        if isinstance(outputs[0], tuple):
+            out = tuple(torch.cat(part).cpu().numpy() for part in zip(*outputs))
         else:
-            # Normalised (y, x) of the crop: continuous coordinates, so pixel-index = v*size - 0.5.
-            w, h = self.input_size
-            crop_xy = np.stack([out[..., 1] * w - 0.5, out[..., 0] * h - 0.5], axis=-1)
-            xy = apply_affine(crop_xy, crop_to_image(center, scale, self.input_size))
-            scores = out[..., 2]
-        return np.concatenate([xy, scores[..., None]], axis=-1)
+            out = torch.cat(outputs).cpu().numpy()
+        return self.codec.decode(out, center, scale, self.input_size)
 
-    def _merge_flip(self, plain: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    def _merge_flip(self, plain, mirrored):
         if self.kind == "heatmap":
             return flip_average(plain, mirrored, shift=not self.udp)
+        if self.kind == "simcc":  # MMPose `flip_vectors`: swap the joints, mirror x; no shift
+            x, y = plain
+            fx, fy = mirrored
+            return (x + fx[:, FLIP_INDEX].flip(-1)) * 0.5, (y + fy[:, FLIP_INDEX]) * 0.5
+        if self.kind == "heatmap+offset":
+            # Offsets index the same pixels as their heatmap, so neither gets the one-column shift;
+            # mirrored x offsets change sign.
+            (h, o), (fh, fo) = plain, mirrored
+            back = fo.flip(-1)[:, FLIP_INDEX].clone()
+            back[:, :, 0] = -back[:, :, 0]
+            return flip_average(h, fh, shift=False), (o + back) * 0.5
         # Regression output (y, x, score) normalised: mirror x, swap left and right.
         back = mirrored[:, FLIP_INDEX].clone()
         back[..., 1] = 1.0 - back[..., 1]

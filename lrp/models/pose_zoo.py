@@ -44,10 +44,26 @@ HRNET_REPORTED = {
 }
 
 
-def _hrnet(width: str, size: str) -> ModelSpec:
+# Low-resolution protocols: CAL (Wang et al., "Low-resolution Human Pose Estimation") trains
+# HRNet-W32 at 64x48 and 128x96; MGIL at square 32, 64 and 128 inputs. No weights are published
+# for them: the entries say which file `lrp weights convert` expects for a user's own training.
+LOW_RES = {"64x48": "CAL", "128x96": "CAL", "32x32": "MGIL", "64x64": "MGIL", "128x128": "MGIL"}
+
+
+def _size(size: str) -> tuple[int, int]:
+    """'256x192' (height x width, as the official checkpoint names) -> (w, h)."""
     h, w = (int(v) for v in size.split("x"))
+    return w, h
+
+
+def _hrnet(width: str, size: str) -> ModelSpec:
+    w, h = _size(size)
     name = f"hrnet-{width}-{size}"
     official = f"pose_hrnet_{width}_{size}.pth"
+    paper = LOW_RES.get(size)
+    trained = HRNET_DATA + f", input {w}x{h}"
+    if paper:
+        trained = f"your own training at {w}x{h} (the {paper} protocol; no public weights), COCO train2017 person keypoints"
     return PoseSpec(
         name=name,
         task="pose",
@@ -58,11 +74,36 @@ def _hrnet(width: str, size: str) -> ModelSpec:
             file=f"{name}.safetensors",
             source=f"lrp weights convert hrnet-{width} {official} --model {name}   (or an MMPose .pth)",
             licence=HRNET_LICENCE,
-            trained_on=HRNET_DATA + f", input {w}x{h}",
+            trained_on=trained,
             official_file=official,
-            metrics=HRNET_REPORTED[(width, size)],
+            metrics=HRNET_REPORTED.get((width, size), {}),
         ),
         notes="HRNet top-down heatmaps (stride 4); standard decoding with flip test by default",
+        input_sizes=((w, h),),
+    )
+
+
+def _hrnet_head(head: str, size: str, codecs: tuple, notes: str, paper: str) -> ModelSpec:
+    """HRNet-W32 under a SimCC or SR head, in MMPose's checkpoint layout (`backbone.`, `head.`)."""
+    w, h = _size(size)
+    arch = f"hrnet-w32-{head}"
+    name = f"{arch}-{size}"
+    return PoseSpec(
+        name=name,
+        task="pose",
+        arch=arch,
+        builder=f"lrp.models.hrnet:hrnet_w32_{head}",
+        kwargs={"input_size": [w, h]},
+        weights=WeightsInfo(
+            file=f"{name}.safetensors",
+            source=f"lrp weights convert {arch} YOUR.pth --model {name}   (an MMPose checkpoint: backbone. + head.)",
+            licence="yours (no public weights)",
+            trained_on=f"your own training at {w}x{h} ({paper} protocol), COCO train2017 person keypoints",
+        ),
+        notes=notes,
+        head="simcc" if head == "simcc" else "heatmap",
+        codecs=codecs,
+        input_sizes=((w, h),),
     )
 
 
@@ -71,6 +112,12 @@ MODELS: list[ModelSpec] = [
     _hrnet("w32", "384x288"),
     _hrnet("w48", "256x192"),
     _hrnet("w48", "384x288"),
+    *(_hrnet("w32", size) for size in LOW_RES),
+    *(
+        _hrnet_head("simcc", size, ("simcc",), "HRNet-W32 + SimCC head (1-D x/y classification, split ratio 2)", "MGIL's SimCC baseline")
+        for size in ("256x192", "32x32", "64x64", "128x128")
+    ),
+    _hrnet_head("srhead", "256x192", HEATMAP_CODECS, "HRNet-W32 + SRPose SR head (pixel-shuffle heatmaps at the input resolution)", "SRPose"),
     PoseSpec(
         name="movenet-thunder",
         task="pose",
@@ -97,6 +144,8 @@ MODELS: list[ModelSpec] = [
 CONVERTERS = {
     "hrnet-w32": "lrp.models.pose_zoo:convert_hrnet",
     "hrnet-w48": "lrp.models.pose_zoo:convert_hrnet",
+    "hrnet-w32-simcc": "lrp.models.pose_zoo:convert_hrnet_with_head",
+    "hrnet-w32-srhead": "lrp.models.pose_zoo:convert_hrnet_with_head",
 }
 FETCHERS = {"movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder"}
 
@@ -118,5 +167,18 @@ def convert_hrnet(src: Path) -> dict:
             if key.startswith(prefix):
                 key = replacement + key[len(prefix):]
                 break
+        state[key] = value.contiguous()
+    return state
+
+
+def convert_hrnet_with_head(src: Path) -> dict:
+    """An MMPose checkpoint of HRNet under another head: `backbone.` + `head.` keys kept as they
+    are (MMPose 0.x `keypoint_head.` read as `head.`), float32, without the batch-norm counters."""
+    from lrp.weights import read_torch_checkpoint
+
+    state = {}
+    for key, value in read_torch_checkpoint(src).items():
+        if key.startswith("keypoint_head."):
+            key = "head." + key[len("keypoint_head."):]
         state[key] = value.contiguous()
     return state
