@@ -103,15 +103,26 @@ class MaxPoolCodec(HeatmapCodec):
         n, k, h, w = heatmaps.shape
         s = self.kernel
         ph, pw = -(-h // s), -(-w // s)
-        padded = np.full((n, k, ph * s, pw * s), -np.inf, dtype=heatmaps.dtype)
-        padded[:, :, :h, :w] = heatmaps
-        patches = padded.reshape(n, k, ph, s, pw, s).transpose(0, 1, 2, 4, 3, 5).reshape(n, k, ph * pw, s * s)
-        best_patch = patches.max(axis=3).argmax(axis=2)  # (N, K)
-        inside = np.take_along_axis(patches, best_patch[..., None, None], axis=2)[:, :, 0]  # (N, K, s*s)
+        padded = heatmaps
+        if (ph * s, pw * s) != (h, w):
+            padded = np.full((n, k, ph * s, pw * s), -np.inf, dtype=heatmaps.dtype)
+            padded[:, :, :h, :w] = heatmaps
+        # The pooling as s*s elementwise maxima of strided views (numpy reduces short axes slowly).
+        pooled = padded[:, :, ::s, ::s].copy()
+        for dy in range(s):
+            for dx in range(s):
+                np.maximum(pooled, padded[:, :, dy::s, dx::s], out=pooled)
+        pooled = pooled.reshape(n, k, -1)
+        best_patch = pooled.argmax(axis=2)  # (N, K): the patch holding the peak
+        py, px = best_patch // pw, best_patch % pw
+        rows = py[..., None] * s + np.arange(s)  # (N, K, s)
+        cols = px[..., None] * s + np.arange(s)
+        ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+        inside = padded[ni[..., None, None], ki[..., None, None], rows[..., :, None], cols[..., None, :]].reshape(n, k, s * s)
         offset = inside.argmax(axis=2)
         maxvals = np.take_along_axis(inside, offset[..., None], axis=2)[..., 0]
-        x = (best_patch % pw) * s + offset % s
-        y = (best_patch // pw) * s + offset // s
+        x = px * s + offset % s
+        y = py * s + offset // s
         coords = np.stack([x, y], axis=-1).astype(np.float64) * (maxvals > 0)[..., None]
         return coords, maxvals
 
