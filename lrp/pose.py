@@ -47,6 +47,19 @@ Warp = Annotated[
         "gives under the OpenCV installed here (5.x when none is).",
     ),
 ]
+CropSR = Annotated[
+    Optional[str],
+    typer.Option(
+        "--crop-sr",
+        help="Super-resolve each person crop with this superres model (CAL's crop-level SR): cut at --crop-size, "
+        "upscale to the model input, estimate, map back into the document's frame.",
+        show_default=False,
+    ),
+]
+CropSize = Annotated[
+    Optional[str],
+    typer.Option("--crop-size", help="Low crop WxH for --crop-sr (default: the input size / the SR scale).", show_default=False),
+]
 InVis = Annotated[float, typer.Option("--in-vis", help="Joint score threshold of the rescoring.")]
 OksNms = Annotated[float, typer.Option("--oks-nms", help="OKS-NMS threshold per image (1 keeps every person).")]
 DetectionsFile = Annotated[
@@ -74,6 +87,8 @@ def command(
     flip: Flip = None,
     input_size: InputSize = None,
     warp: Warp = "auto",
+    crop_sr: CropSR = None,
+    crop_size: CropSize = None,
     in_vis: InVis = 0.2,
     oks_nms: OksNms = 0.9,
     device: Device = "auto",
@@ -99,7 +114,8 @@ def command(
     """
     from lrp.document import load_document, write_result
 
-    check_options(model, boxes, decode, input_size, warp)  # usage errors before reading anything
+    _, size, _ = check_options(model, boxes, decode, input_size, warp)  # usage errors before reading anything
+    check_crop_sr(crop_sr, crop_size, size, decode)
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
     write_result(
         "pose",
@@ -115,6 +131,8 @@ def command(
             flip=flip,
             input_size=input_size,
             warp=warp,
+            crop_sr=crop_sr,
+            crop_size=crop_size,
             in_vis=in_vis,
             oks_nms=oks_nms,
             device=device,
@@ -147,6 +165,8 @@ def pose_document(
     flip: bool | None = None,
     input_size: str | None = None,
     warp: str = "auto",
+    crop_sr: str | None = None,
+    crop_size: str | None = None,
     in_vis: float = 0.2,
     oks_nms: float = 0.9,
     device: str = "auto",
@@ -165,6 +185,7 @@ def pose_document(
     from lrp.document import add_history, derive
 
     spec, size, warp_used = check_options(model, boxes, decode, input_size, warp)
+    sr = check_crop_sr(crop_sr, crop_size, size, decode)
 
     doc = derive(doc)
     if detections_file is not None:
@@ -172,13 +193,19 @@ def pose_document(
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
     people, skipped = collect_people(doc, boxes, det_threshold)
     runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used)
+    if sr is not None:
+        from lrp.superres import build_upscaler
+
+        sr_spec, low, factor = sr
+        upscaler = build_upscaler(sr_spec, factor, device=device, precision=precision)
+        runner.crop_sr = (upscaler.upscale, low, factor)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
     add_history(
         doc,
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
-         "input_size": list(size), "warp": warp_used, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
+         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
     if not quiet:
         n_images = len({p["image_id"] for p in people})
@@ -230,6 +257,31 @@ def check_options(model: str, boxes: str, decode: str, input_size: str | None, w
     return spec, size, warp
 
 
+def check_crop_sr(crop_sr: str | None, crop_size: str | None, size: tuple[int, int], decode: str):
+    """(superres spec, low crop size, SR factor) for --crop-sr, None without it; a UsageError
+    when the SR model's scale does not take the crop to the model input exactly."""
+    if crop_sr is None:
+        if crop_size is not None:
+            raise UsageError("--crop-size needs --crop-sr MODEL")
+        return None
+    from lrp.models import get_model
+
+    spec = get_model(crop_sr, task="superres")
+    if decode == "udp":
+        raise UsageError("--crop-sr with --decode udp: UDP's corner-aligned crops do not compose with centre-aligned SR")
+    w, h = size
+    if crop_size is not None:
+        cw, ch = parse_size(crop_size, option="--crop-size", smallest=2)
+        factor = spec.scale or (w // cw if w % cw == 0 else 0)
+    else:
+        factor = spec.scale or 4
+        cw, ch = w // factor, h // factor
+    if not factor or cw * factor != w or ch * factor != h:
+        got = f"x{factor} from {cw}x{ch} gives {cw * factor}x{ch * factor}" if factor else f"no integer factor takes {cw}x{ch}"
+        raise UsageError(f"--crop-sr {crop_sr}: {got}, not the model input {w}x{h}")
+    return spec, (cw, ch), factor
+
+
 def detections_from_origin(path: str, doc: dict) -> list[dict]:
     """A results file made on the original images, moved into each image's frame of `doc`."""
     from lrp.document import images_by_id, load_results
@@ -245,14 +297,14 @@ def detections_from_origin(path: str, doc: dict) -> list[dict]:
     return out
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, option: str = "--input-size", smallest: int = 8) -> tuple[int, int]:
     """'48x64' (width x height, as `IMAGE_SIZE` in the official configs) -> (48, 64)."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--input-size {text!r}: expected WxH, e.g. 192x256") from None
-    if w < 8 or h < 8:
-        raise UsageError(f"--input-size {text}: both sides must be at least 8 pixels")
+        raise UsageError(f"{option} {text!r}: expected WxH, e.g. 192x256") from None
+    if w < smallest or h < smallest:
+        raise UsageError(f"{option} {text}: both sides must be at least {smallest} pixels")
     return w, h
 
 

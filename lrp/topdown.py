@@ -548,7 +548,11 @@ class TopDown:
         batch_size: int = 32,
         padding: float = PADDING,
         warp: str = "opencv4",
+        crop_sr=None,
     ):
+        """`crop_sr`: (upscale, crop size, scale) to cut each person at the low `crop size`
+        (w, h) and super-resolve it `scale` times to the input size with `upscale` (a list of
+        HxWx3 uint8 arrays -> their SR arrays, lrp.superres.Upscaler.upscale)."""
         from lrp.codecs import CODECS, codec_for
 
         if decoder not in CODECS:
@@ -566,16 +570,49 @@ class TopDown:
         self.padding = padding
         self.warp = resolve_warp(warp)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
+        self.crop_sr = crop_sr
+        if crop_sr is not None and self.udp:
+            raise ValueError("crop-level SR maps crops centre-aligned; UDP's corner-aligned maps do not compose with it")
 
     def centers_scales(self, boxes) -> tuple[np.ndarray, np.ndarray]:
         return box_to_center_scale(boxes, self.aspect_ratio, self.padding)
 
     def crops(self, image: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> torch.Tensor:
         """(N, 3, h, w) crops of grey levels for the people (center, scale) of one image."""
-        m = crop_to_image(center, scale, self.input_size, udp=self.udp, inverse_of_forward=True, warp=self.warp)
+        if self.crop_sr is not None:
+            return self._sr_crops(image, center, scale)
+        return self._cut(image, center, scale, self.input_size)
+
+    def _cut(self, image, center, scale, size) -> torch.Tensor:
+        m = crop_to_image(center, scale, size, udp=self.udp, inverse_of_forward=True, warp=self.warp)
         # In chunks: the integer warp holds a few int64 copies of the crops at once.
-        chunks = [warp_crops(image, m[i : i + 64], self.input_size, self.warp) for i in range(0, len(m), 64)]
-        return torch.cat(chunks) if chunks else warp_crops(image, m, self.input_size, self.warp)
+        chunks = [warp_crops(image, m[i : i + 64], size, self.warp) for i in range(0, len(m), 64)]
+        return torch.cat(chunks) if chunks else warp_crops(image, m, size, self.warp)
+
+    def _sr_crops(self, image, center, scale) -> torch.Tensor:
+        """The same box cut at the low crop size, then super-resolved to the input size."""
+        upscale, size, _ = self.crop_sr
+        w, h = self.input_size
+        low = self._cut(image, center, scale, size)
+        if len(low) == 0:
+            return torch.zeros((0, 3, h, w), dtype=torch.float32, device=self.device)
+        arrays = list(low.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy())
+        high = np.stack(upscale(arrays))
+        if high.shape[1:3] != (h, w):
+            raise ValueError(f"the SR model gave {high.shape[2]}x{high.shape[1]} crops, not {w}x{h}")
+        return torch.from_numpy(high).permute(0, 3, 1, 2).to(device=self.device, dtype=torch.float32)
+
+    def sr_shift(self, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """(N, 2) to add to keypoints decoded as if the SR crop were cut at the input size.
+
+        SR crop pixel i is low crop pixel (i + 0.5)/s - 0.5 (SR grids are centre-aligned); the
+        low crop's map is the input-size map's similarity times s, so the two maps into the
+        image differ by a constant: low((0.5/s - 0.5, ...)) - high(0)."""
+        _, size, s = self.crop_sr
+        high = crop_to_image(center, scale, self.input_size)
+        low = crop_to_image(center, scale, size)
+        origin = np.full((len(center), 1, 2), 0.5 / s - 0.5)
+        return apply_affine(origin, low)[:, 0] - high[:, :, 2]
 
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor):
@@ -604,7 +641,10 @@ class TopDown:
             out = tuple(torch.cat(part).cpu().numpy() for part in zip(*outputs))
         else:
             out = torch.cat(outputs).cpu().numpy()
-        return self.codec.decode(out, center, scale, self.input_size)
+        keypoints = self.codec.decode(out, center, scale, self.input_size)
+        if self.crop_sr is not None:
+            keypoints[..., :2] += self.sr_shift(center, scale)[:, None, :]
+        return keypoints
 
     def _merge_flip(self, plain, mirrored):
         if self.kind == "heatmap":
