@@ -6,6 +6,11 @@ detections`, person boxes scoring at least `--det-threshold`). Each box becomes 
 model's input aspect ratio with 25% padding; the model's keypoints are mapped back into the
 document's frame, rescored (box score x mean joint score above 0.2) and filtered by OKS-NMS
 (0.9) per image, exactly as the official COCO evaluation does before `COCOeval`.
+
+What a model can do comes from its registry entry (`lrp.models.pose_zoo.PoseSpec`: head, codecs,
+input sizes, crop reference), never from its name; decoding is a codec object (`lrp.codecs`);
+crops follow the OpenCV generation chosen by `--warp`. `pose_document` is the library function,
+`command` only parses options and writes the result.
 """
 
 from __future__ import annotations
