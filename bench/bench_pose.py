@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from lrp.device import resolve_device  # noqa: E402
 from lrp.models import REGISTRY  # noqa: E402
+from lrp.models.pose_zoo import pose_traits  # noqa: E402
 from lrp.topdown import TopDown  # noqa: E402
 
 
@@ -75,10 +76,11 @@ def main() -> None:
         spec = REGISTRY[name]
         torch.manual_seed(0)
         model = spec.build().to(device=device, dtype=dtype)
-        regression = spec.arch.startswith("movenet")
+        head = pose_traits(spec).head
+        regression = head == "regression"
         rates = []
         for batch in (1, args.batch_size):
-            run = TopDown(model, spec.kwargs["input_size"], kind="regression" if regression else "heatmap",
+            run = TopDown(model, spec.kwargs["input_size"], kind=head,
                           device=device, dtype=dtype, flip=not regression, batch_size=batch)
             rates.append(args.people / time_run(run, image, boxes, args.repeats, one_by_one=batch == 1))
         print(f"{name:22s} {rates[0]:11.2f} p/s {rates[1]:8.2f} p/s {rates[1] / rates[0]:8.2f}x", flush=True)

@@ -6,6 +6,11 @@ detections`, person boxes scoring at least `--det-threshold`). Each box becomes 
 model's input aspect ratio with 25% padding; the model's keypoints are mapped back into the
 document's frame, rescored (box score x mean joint score above 0.2) and filtered by OKS-NMS
 (0.9) per image, exactly as the official COCO evaluation does before `COCOeval`.
+
+What a model can do comes from its registry entry (`lrp.models.pose_zoo.PoseSpec`: head, codecs,
+input sizes, crop reference), never from its name; decoding is a codec object (`lrp.codecs`);
+crops follow the OpenCV generation chosen by `--warp`. `pose_document` is the library function,
+`command` only parses options and writes the result.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lrp.errors import LrpError, UsageError
+from lrp.errors import LrpError, PartialFailure, UsageError
 from lrp.options import BatchSize, Device, Images, Input, KeepGoing, Model, Output, Precision, Quiet, Shard, Weights, Workers
 
 BoxSource = Annotated[str, typer.Option("--boxes", metavar="[gt|detections]", help="gt (ground-truth person boxes) or detections (lrp.detections).")]
@@ -25,9 +30,10 @@ Decode = Annotated[
     Optional[str],
     typer.Option(
         "--decode",
-        metavar="[standard|dark|udp|offset]",
-        help="Heatmap decoding: standard, dark, udp (UDP-trained weights) or offset (offset heads: PoseNet). "
-        "Default: offset for PoseNet, standard otherwise.",
+        help="Codec reading the model's head: standard, dark, udp (UDP-trained weights), plain (argmax, no "
+        "post-processing), maxpool (SRPose's fast argmax), offset (offset heads) or simcc (SimCC heads). "
+        "Default: the model's own (offset for PoseNet, standard otherwise). A codec the model's head cannot "
+        "feed (simcc on a heatmap head) is refused.",
         show_default=False,
     ),
 ]
@@ -38,6 +44,28 @@ Flip = Annotated[
 InputSize = Annotated[
     Optional[str],
     typer.Option("--input-size", help="Model input WxH, e.g. 48x64 for low-resolution weights (default: the model's).", show_default=False),
+]
+Warp = Annotated[
+    str,
+    typer.Option(
+        "--warp",
+        help="Crop semantics: opencv4 (the fixed-point cv2.warpAffine of OpenCV 3.4/4.x, as the official HRNet "
+        "results were made), opencv5 (the float warp of OpenCV 5.x), or auto: what the model's official inference "
+        "gives under the OpenCV installed here (5.x when none is).",
+    ),
+]
+CropSR = Annotated[
+    Optional[str],
+    typer.Option(
+        "--crop-sr",
+        help="Super-resolve each person crop with this superres model (CAL's crop-level SR): cut at --crop-size, "
+        "upscale to the model input, estimate, map back into the document's frame.",
+        show_default=False,
+    ),
+]
+CropSize = Annotated[
+    Optional[str],
+    typer.Option("--crop-size", help="Low crop WxH for --crop-sr (default: the input size / the SR scale).", show_default=False),
 ]
 InVis = Annotated[float, typer.Option("--in-vis", help="Joint score threshold of the rescoring.")]
 OksNms = Annotated[float, typer.Option("--oks-nms", help="OKS-NMS threshold per image (1 keeps every person).")]
@@ -65,6 +93,9 @@ def command(
     decode: Decode = None,
     flip: Flip = None,
     input_size: InputSize = None,
+    warp: Warp = "auto",
+    crop_sr: CropSR = None,
+    crop_size: CropSize = None,
     in_vis: InVis = 0.2,
     oks_nms: OksNms = 0.9,
     device: Device = "auto",
@@ -78,8 +109,8 @@ def command(
     """Estimate COCO keypoints of every person box (GT or detections) into lrp.poses.
 
     Top-down, as the official HRNet test: each box grows to the model's aspect ratio and 1.25x,
-    is cut out (bilinear, black border; OpenCV 4 semantics) and run with the flip test; heatmaps
-    are decoded (--decode standard|dark|udp), mapped back into the document's frame, rescored
+    is cut out (bilinear, black border; --warp picks the OpenCV generation) and run with the flip test; heatmaps
+    are decoded (--decode: a codec the model's head can feed), mapped back into the document's frame, rescored
     (box score x mean joint score above --in-vis) and filtered by OKS-NMS (--oks-nms) per image.
     --boxes gt uses the people with annotated keypoints, boxes cleaned as the official code does.
 
@@ -89,46 +120,106 @@ def command(
 
         lrp degrade --scale 0.25 hr.json | lrp pose --model movenet-thunder --boxes detections | lrp evaluate
     """
-    from lrp.document import add_history, derive
     from lrp.inputs import load_document
-    from lrp.outputs import write_document
-    from lrp.models import get_model
+    from lrp.outputs import write_result
+
+    _, size, _, decode = check_options(model, boxes, decode, input_size, warp, flip)  # usage errors before reading anything
+    check_crop_sr(crop_sr, crop_size, size, decode)
+    doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
+    write_result(
+        "pose",
+        output,
+        lambda: pose_document(
+            doc,
+            model=model,
+            weights=weights,
+            boxes=boxes,
+            det_threshold=det_threshold,
+            detections_file=detections_file,
+            shard=shard,
+            decode=decode,
+            flip=flip,
+            input_size=input_size,
+            warp=warp,
+            crop_sr=crop_sr,
+            crop_size=crop_size,
+            in_vis=in_vis,
+            oks_nms=oks_nms,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            workers=workers,
+            quiet=quiet,
+            keep_going=keep_going,
+        ),
+    )
+
+
+class PoseFailures(PartialFailure):
+    """`--keep-going` ended with images that could not be read: `doc` has the poses of the rest."""
+
+    def __init__(self, failures: list[str], total: int, doc: dict):
+        super().__init__(failures, total, doc)
+        self.args = (f"{len(failures)} images failed (of {total}; listed above): the document has the poses of the others",)
+
+
+def pose_document(
+    doc: dict,
+    *,
+    model: str = "hrnet-w32-256x192",
+    weights=None,
+    boxes: str = "gt",
+    det_threshold: float = 0.0,
+    detections_file: str | None = None,
+    shard: str | None = None,
+    decode: str | None = None,
+    flip: bool | None = None,
+    input_size: str | None = None,
+    warp: str = "auto",
+    crop_sr: str | None = None,
+    crop_size: str | None = None,
+    in_vis: float = 0.2,
+    oks_nms: float = 0.9,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 32,
+    workers: int | None = None,
+    quiet: bool = False,
+    keep_going: bool = False,
+) -> dict:
+    """Keypoints of every person box of `doc` into `lrp.poses` of a new document (`doc` is untouched).
+
+    Raises UsageError for a bad option, LrpError on the first image that fails, or with
+    `keep_going` a PoseFailures (a PartialFailure) after all images, carrying the document with
+    the poses of the images that succeeded. `shard` ("I/N") keeps one shard of the images
+    (after `detections_file`, which covers every image).
+    """
+    from lrp.document import add_history, derive
     from lrp.shard import apply_shard
-    from lrp.topdown import DECODERS
 
-    if boxes not in ("gt", "detections"):
-        raise UsageError(f"--boxes {boxes!r}: expected gt or detections")
-    if decode is not None and decode not in DECODERS:
-        raise UsageError(f"--decode {decode!r}: expected one of {', '.join(DECODERS)}")
-    spec = get_model(model, task="pose")
-    size = parse_size(input_size) if input_size else tuple(spec.kwargs.get("input_size", (192, 256)))
-    regression = spec.arch.startswith("movenet")
-    offset_head = spec.arch.startswith("posenet")
-    decode = decode or ("offset" if offset_head else "standard")
-    if offset_head:
-        check_offset_model(model, decode, flip, size)
-    if regression and input_size and size != tuple(spec.kwargs["input_size"]):
-        raise UsageError(f"--input-size {input_size}: {model} runs at {'x'.join(map(str, spec.kwargs['input_size']))} only")
-    if regression and decode != "standard":
-        raise UsageError(f"--decode {decode}: {model} regresses keypoints, it has no heatmaps to decode")
-    if decode == "offset" and not offset_head:
-        raise UsageError(f"--decode offset needs a model with an offset head; {model} predicts heatmaps only")
+    spec, size, warp_used, decode = check_options(model, boxes, decode, input_size, warp, flip)
+    sr = check_crop_sr(crop_sr, crop_size, size, decode)
 
-    doc = derive(load_document(input, images=images, allow_sample=True, quiet=quiet))
+    doc = derive(doc)
     if detections_file is not None:
         boxes = "detections"
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
-    doc = apply_shard(doc, shard, "pose")  # after the detections file: it covers every image
+    doc = apply_shard(doc, shard, "pose")
     people, skipped = collect_people(doc, boxes, det_threshold)
-    kind = "regression" if regression else "offset" if offset_head else "heatmap"
-    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, kind)
+    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used)
+    if sr is not None:
+        from lrp.superres import build_upscaler
+
+        sr_spec, low, factor = sr
+        upscaler = build_upscaler(sr_spec, factor, device=device, precision=precision)
+        runner.crop_sr = (upscaler.upscale, low, factor)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
     add_history(
         doc,
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
-         "input_size": list(size), "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
+         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
     if not quiet:
         n_images = len({p["image_id"] for p in people})
@@ -138,9 +229,84 @@ def command(
             f"{len(doc['lrp']['poses'])} poses after OKS-NMS{extra}",
             file=sys.stderr,
         )
-    write_document(doc, output)
     if failures:
-        raise LrpError(f"{len(failures)} images failed: " + "; ".join(failures))
+        raise PoseFailures(failures, len({p["image_id"] for p in people}), doc)
+    return doc
+
+
+def check_options(model: str, boxes: str, decode: str | None, input_size: str | None, warp: str, flip: bool | None = None):
+    """What the model can do against what was asked: (spec, input size, resolved warp, codec
+    name; None takes the model's first codec), or a UsageError naming the option."""
+    from lrp.codecs import CODECS
+    from lrp.models import get_model
+    from lrp.models.pose_zoo import pose_traits
+    from lrp.topdown import WARPS, resolve_warp
+
+    if boxes not in ("gt", "detections"):
+        raise UsageError(f"--boxes {boxes!r}: expected gt or detections")
+    spec = get_model(model, task="pose")
+    traits = pose_traits(spec)
+    decode = decode or traits.codecs[0]
+    if decode not in CODECS:
+        raise UsageError(f"--decode {decode!r}: expected one of {', '.join(CODECS)}")
+    if decode not in traits.codecs:
+        reads = CODECS[decode].reads
+        if traits.head == "regression":
+            why = "it has no heatmaps to decode"
+        elif traits.head == "posenet":
+            why = "a stride-16 offset head: decode it with --decode offset"
+        elif reads == "heatmap+offset":
+            why = "--decode offset needs a model with an offset head"
+        else:
+            why = f"--decode {decode} reads a {reads} head"
+        raise UsageError(
+            f"--decode {decode}: {spec.name} has a {traits.head} head ({why}); it feeds {', '.join(traits.codecs)}"
+        )
+    default = tuple(spec.kwargs.get("input_size", (192, 256)))
+    size = parse_size(input_size) if input_size else default
+    if traits.head == "posenet":
+        check_posenet_options(spec.name, flip, size)
+    if traits.input_sizes and size not in {tuple(v) for v in traits.input_sizes}:
+        supported = ", ".join("x".join(map(str, v)) for v in traits.input_sizes)
+        raise UsageError(f"--input-size {input_size}: {spec.name} runs at {supported} only")
+    if warp != "auto" and warp not in WARPS:
+        raise UsageError(f"--warp {warp!r}: expected auto or one of {', '.join(WARPS)}")
+    if warp == "auto":
+        warp = resolve_warp("auto") if traits.crop == "cv2" else traits.crop
+    return spec, size, warp, decode
+
+
+def check_posenet_options(model: str, flip, size: tuple[int, int]) -> None:
+    """PoseNet's stride-16 offset head: no flip test (its offsets are not mirrored), 16 n + 1 inputs."""
+    if flip:
+        raise UsageError(f"--flip: {model} runs without the flip test (its offsets are not mirrored)")
+    if any((v - 1) % 16 for v in size):
+        raise UsageError(f"--input-size {size[0]}x{size[1]}: {model} takes sides of 16 n + 1 pixels (e.g. 257x257, 385x385)")
+
+
+def check_crop_sr(crop_sr: str | None, crop_size: str | None, size: tuple[int, int], decode: str):
+    """(superres spec, low crop size, SR factor) for --crop-sr, None without it; a UsageError
+    when the SR model's scale does not take the crop to the model input exactly."""
+    if crop_sr is None:
+        if crop_size is not None:
+            raise UsageError("--crop-size needs --crop-sr MODEL")
+        return None
+    from lrp.models import get_model
+
+    spec = get_model(crop_sr, task="superres")
+    if decode == "udp":
+        raise UsageError("--crop-sr with --decode udp: UDP's corner-aligned crops do not compose with centre-aligned SR")
+    w, h = size
+    if crop_size is not None:
+        cw, ch = parse_size(crop_size, option="--crop-size", smallest=2)
+        factor = spec.scale or (w // cw if w % cw == 0 else 0)
+    else:
+        factor = spec.scale or 4
+        cw, ch = w // factor, h // factor
+    if not factor or cw * factor != w or ch * factor != h:
+        got = f"x{factor} from {cw}x{ch} gives {cw * factor}x{ch * factor}" if factor else f"no integer factor takes {cw}x{ch}"
+        raise UsageError(f"--crop-sr {crop_sr}: {got}, not the model input {w}x{h}")
+    return spec, (cw, ch), factor
 
 
 def detections_from_origin(path: str, doc: dict) -> list[dict]:
@@ -158,24 +324,14 @@ def detections_from_origin(path: str, doc: dict) -> list[dict]:
     return out
 
 
-def check_offset_model(model: str, decode: str, flip, size: tuple[int, int]) -> None:
-    """PoseNet-style offset heads: decoded by their offsets, no flip test, 16 n + 1 inputs."""
-    if decode != "offset":
-        raise UsageError(f"--decode {decode}: {model} has a stride-16 offset head; decode it with --decode offset")
-    if flip:
-        raise UsageError(f"--flip: {model} runs without the flip test (its offsets are not mirrored)")
-    if any((v - 1) % 16 for v in size):
-        raise UsageError(f"--input-size {size[0]}x{size[1]}: {model} takes sides of 16 n + 1 pixels (e.g. 257x257, 385x385)")
-
-
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, option: str = "--input-size", smallest: int = 8) -> tuple[int, int]:
     """'48x64' (width x height, as `IMAGE_SIZE` in the official configs) -> (48, 64)."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--input-size {text!r}: expected WxH, e.g. 192x256") from None
-    if w < 8 or h < 8:
-        raise UsageError(f"--input-size {text}: both sides must be at least 8 pixels")
+        raise UsageError(f"{option} {text!r}: expected WxH, e.g. 192x256") from None
+    if w < smallest or h < smallest:
+        raise UsageError(f"{option} {text}: both sides must be at least {smallest} pixels")
     return w, h
 
 
@@ -241,20 +397,23 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
 # Running the model
 
 
-def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, kind):
+def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp="opencv4"):
     from lrp.device import load_model
-    from lrp.topdown import TopDown
+    from lrp.models.pose_zoo import pose_traits
+    from lrp.topdown import RAW_INPUT_HEADS, TopDown
 
     net, dev, dtype = load_model(spec, weights, device, precision)
+    head = pose_traits(spec).head
     return TopDown(
         net,
         size,
-        kind=kind,
+        kind=head,
         device=dev,
         dtype=dtype,
-        flip=(kind == "heatmap") if flip is None else flip,
+        flip=(head not in RAW_INPUT_HEADS) if flip is None else flip,
         decoder=decode,
         batch_size=batch_size,
+        warp=warp,
     )
 
 

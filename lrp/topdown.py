@@ -7,12 +7,18 @@ unless a function says otherwise; DARK and UDP follow MMPose.
 Coordinates: as in the official code, crops and heatmaps use pixel-index coordinates (pixel i
 has its centre at i), which is also how the COCO keypoints come out of the official pipeline.
 
-Crops are cut on the device, all crops of one image in one gather, reproducing OpenCV 4's
-`warpAffine(INTER_LINEAR, BORDER_CONSTANT=0)` on uint8 images bit for bit (checked against
-OpenCV 4.10 on real COCO crops): it rounds source coordinates to 1/32 pixel (INTER_BITS = 5) and
-blends with 15-bit integer weights, so we do the same in integer arithmetic rather than call
-`grid_sample`. (OpenCV 5 samples at unrounded coordinates: a few grey levels apart on about 10%
-of the pixels. The official results were made with the 4.x behaviour.)
+Crops are cut on the device, all crops of one image in one gather, reproducing
+`cv2.warpAffine(img, M, size, flags=INTER_LINEAR)` (BORDER_CONSTANT 0) on uint8 images bit for
+bit, as the official inference calls it. Two OpenCV generations compute it differently, so the
+semantics are a choice (`WARPS`, `lrp pose --warp`):
+
+- "opencv4": the fixed-point warp of OpenCV 3.4 and 4.x (what the official HRNet results were
+  made with): source coordinates rounded to 1/32 pixel (INTER_BITS = 5), 15-bit integer weights.
+- "opencv5": the float warp of OpenCV 5.x: a float32 source map (the column term by FMA),
+  float32 bilinear blending with FMA and round half to even. On real COCO crops 8-24% of the
+  values differ from "opencv4", by up to 5 grey levels.
+
+`resolve_warp("auto")` picks the generation of the `cv2` that is installed (5.x when none is).
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import torch.nn.functional as F
 
 PIXEL_STD = 200.0  # the official code expresses box sizes in units of 200 pixels
 PADDING = 1.25
+# Heads whose networks take raw 0..255 crops (their graphs normalise inside) and run without
+# the flip test by default: MoveNet's regression, PoseNet's stride-16 heatmaps + offsets.
+RAW_INPUT_HEADS = ("regression", "posenet")
 FLIP_INDEX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 OKS_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +74,7 @@ def box_to_center_scale(boxes, aspect_ratio: float, padding: float = PADDING) ->
     return center.astype(f32).astype(np.float64), scale.astype(np.float64)
 
 
-def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bool = False) -> np.ndarray:
+def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bool = False, warp: str = "opencv4") -> np.ndarray:
     """(N, 2, 3) affine maps from crop pixels (of a crop or heatmap `size` = (w, h)) to image pixels.
 
     Standard: `get_affine_transform(center, scale, 0, size, inv=1)`, a similarity mapping the
@@ -73,6 +82,8 @@ def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bo
     as the official code does, from three float32 point pairs solved in float64, because OpenCV
     rounds source coordinates to 1/32 pixel and a last-bit difference can flip that rounding.
     UDP (MMPose `get_warp_matrix`): per-axis factors `(scale*200)/(size-1)`, corners aligned.
+    `warp` "opencv5" solves the points as OpenCV 5's `getAffineTransform` does, to the last bit
+    (its float32 map turns a last-bit difference of the matrix into a grey level here and there).
     """
     w, h = size
     if udp:
@@ -93,18 +104,48 @@ def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bo
         third = second + np.stack([-direct[:, 1], direct[:, 0]], axis=1)
         return np.stack([first, second, third], axis=1).astype(np.float64)
 
+    solve = _solve_affine_opencv5 if warp == "opencv5" else _solve_affine
     src = three_points(center, src_w * f32(0.5))
     dst = three_points(np.tile(np.array([w * 0.5, h * 0.5], f32), (n, 1)), np.full(n, w * 0.5, f32))
     if inverse_of_forward:
         # What warpAffine samples with: the forward map, inverted as `invertAffineTransform` does.
-        return invert_affine(_solve_affine(src, dst))
-    return _solve_affine(dst, src)
+        return invert_affine(solve(src, dst))
+    return solve(dst, src)
 
 
 def _solve_affine(frm: np.ndarray, to: np.ndarray) -> np.ndarray:
     """`cv2.getAffineTransform` for N triples of points: solve [x y 1] @ M.T = x'."""
     a = np.concatenate([frm, np.ones(frm.shape[:2] + (1,))], axis=2)
     return np.linalg.solve(a, to).transpose(0, 2, 1)
+
+
+def _solve_affine_opencv5(frm: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """OpenCV 5's `getAffineTransform` operation for operation, for N triples of points: the
+    interleaved 6x6 system [x y 1 0 0 0; 0 0 0 x y 1] m = x', Gaussian elimination with partial
+    pivoting (first largest pivot), multipliers times -1/pivot, back substitution by division
+    (`hal::LU64f`; no FMA: the core module is built for the baseline SSE3)."""
+    n = len(frm)
+    a = np.zeros((n, 6, 6))
+    b = np.zeros((n, 6))
+    a[:, 0::2, 0:2], a[:, 0::2, 2] = frm, 1.0
+    a[:, 1::2, 3:5], a[:, 1::2, 5] = frm, 1.0
+    b[:, 0::2], b[:, 1::2] = to[..., 0], to[..., 1]
+    rows = np.arange(n)
+    for i in range(6):
+        k = i + np.argmax(np.abs(a[:, i:, i]), axis=1)
+        a[rows, i], a[rows, k] = a[rows, k].copy(), a[rows, i].copy()
+        b[rows, i], b[rows, k] = b[rows, k].copy(), b[rows, i].copy()
+        d = -1.0 / a[:, i, i]
+        for j in range(i + 1, 6):
+            alpha = a[:, j, i] * d
+            a[:, j, i + 1 :] += alpha[:, None] * a[:, i, i + 1 :]
+            b[:, j] += alpha * b[:, i]
+    for i in range(5, -1, -1):
+        s = b[:, i].copy()
+        for k in range(i + 1, 6):
+            s = s - a[:, i, k] * b[:, k]
+        b[:, i] = s / a[:, i, i]
+    return b.reshape(n, 2, 3)
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:
@@ -128,18 +169,67 @@ def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 # Crops
 
 
-def warp_crops(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+WARPS = ("opencv4", "opencv5")
+# OpenCV 5 maps and blends a row in SIMD blocks of 2 x (float32 lanes) columns and the last
+# columns that do not fill a block in scalar code, whose map rounds differently. 16 is the block
+# of the AVX2 kernels that the x86-64 wheels dispatch to (checked against 5.0.0 in the tests).
+OPENCV5_BLOCK = 16
+
+
+def installed_opencv_major() -> int | None:
+    """The major version of the `cv2` that is installed, None when there is none."""
+    try:
+        import cv2
+    except ImportError:  # not installed, or a broken install the official code could not use either
+        return None
+    return int(str(cv2.__version__).split(".")[0])
+
+
+def resolve_warp(choice: str) -> str:
+    """`auto` -> the warp of the installed OpenCV ("opencv4" for 3.x/4.x, else "opencv5")."""
+    if choice in WARPS:
+        return choice
+    if choice != "auto":
+        raise ValueError(f"unknown warp {choice!r}; expected auto or one of {', '.join(WARPS)}")
+    major = installed_opencv_major()
+    return "opencv4" if major is not None and major < 5 else "opencv5"
+
+
+def warp_crops(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, int], warp: str = "opencv4") -> torch.Tensor:
     """Cut N crops of `size` = (w, h) from one image (H, W, 3) uint8 tensor on any device.
 
     Returns (N, 3, h, w) float32 holding integer grey levels 0..255, exactly what
-    `cv2.warpAffine(img, forward, size, flags=INTER_LINEAR)` gives (black outside the image).
+    `cv2.warpAffine(img, forward, size, flags=INTER_LINEAR)` of OpenCV generation `warp` gives
+    (black outside the image); `crop_to_img` is the inverse of `forward`, as OpenCV samples.
     """
-    device = image.device
-    height, width = image.shape[:2]
     w, h = size
-    n = len(crop_to_img)
-    if n == 0:
-        return torch.zeros((0, 3, h, w), dtype=torch.float32, device=device)
+    if len(crop_to_img) == 0:
+        return torch.zeros((0, 3, h, w), dtype=torch.float32, device=image.device)
+    if warp == "opencv4":
+        return _warp_fixed(image, crop_to_img, size)
+    if warp == "opencv5":
+        return _warp_float(image, crop_to_img, size)
+    raise ValueError(f"unknown warp {warp!r}; expected one of {', '.join(WARPS)}")
+
+
+def _bilinear_taps(image: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor):
+    """The four neighbours (p00, p01, p10, p11) of each (x0, y0), (N, h, w, 3) int64, 0 outside."""
+    height, width = image.shape[:2]
+    flat = image.reshape(-1, 3).to(torch.int64)
+    taps = []
+    for dy in (0, 1):
+        for dx in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+            index = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).reshape(-1)
+            taps.append(flat[index].reshape(*x0.shape, 3) * inside[..., None])
+    return taps
+
+
+def _warp_fixed(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """OpenCV 3.4/4.x: source coordinates in 1/32 pixels, 15-bit integer blending weights."""
+    device = image.device
+    w, h = size
     m = torch.as_tensor(crop_to_img, dtype=torch.float64, device=device)
     # OpenCV: X = (round((M01*y + M02)*1024) + 16 + round(M00*x*1024)) >> 5, in 1/32 pixels.
     xs = torch.arange(w, dtype=torch.float64, device=device)
@@ -154,17 +244,63 @@ def warp_crops(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, in
     sy = fixed(m[:, 1, 1], m[:, 1, 0], m[:, 1, 2])
     x0, fx = torch.div(sx, 32, rounding_mode="floor"), sx % 32
     y0, fy = torch.div(sy, 32, rounding_mode="floor"), sy % 32
-    flat = image.reshape(-1, 3).to(torch.int64)
-    total = torch.full((n, h, w, 3), 1 << 14, dtype=torch.int64, device=device)  # rounding bias
-    for dy, wy in ((0, 32 - fy), (1, fy)):
-        for dx, wx in ((0, 32 - fx), (1, fx)):
-            xi, yi = x0 + dx, y0 + dy
-            inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-            index = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).reshape(-1)
-            weight = (wx * wy * 32) * inside  # (1/32 * 1/32) * 2^15 = 32 per unit
-            total += flat[index].reshape(n, h, w, 3) * weight[..., None]
+    p00, p01, p10, p11 = _bilinear_taps(image, x0, y0)
+    total = torch.full(p00.shape, 1 << 14, dtype=torch.int64, device=device)  # rounding bias
+    for p, wy, wx in ((p00, 32 - fy, 32 - fx), (p01, 32 - fy, fx), (p10, fy, 32 - fx), (p11, fy, fx)):
+        total += p * (wx * wy * 32)[..., None]  # (1/32 * 1/32) * 2^15 = 32 per unit
     crops = torch.div(total, 1 << 15, rounding_mode="floor")
     return crops.permute(0, 3, 1, 2).to(torch.float32)
+
+
+def fma32(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """float32 fused multiply-add a*b + c, rounded once, on any device (torch has no fma).
+
+    The product of two float32 is exact in float64; the sum is rounded to float64 "to odd"
+    (TwoSum gives its error; an inexact even result steps one ulp toward the exact value), after
+    which rounding to float32 is the correctly rounded fma (53 >= 24 + 2 bits).
+    """
+    p = a.double() * b.double()
+    c = c.double()
+    s = p + c
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)
+    even = (s.view(torch.int64) & 1) == 0
+    toward = torch.where(err > 0, torch.full_like(s, math.inf), torch.full_like(s, -math.inf))
+    s = torch.where((err != 0) & even, torch.nextafter(s, toward), s)
+    return s.float()
+
+
+def _warp_float(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """OpenCV 5.x `warpAffineLinearInvoker_8UC3`: float32 map and blending, round half to even.
+
+    Map, in float32 with M = float32(crop_to_img): each row's term t = y*M01 + M02 (two
+    roundings), then X = fma(M00, x, t) in the SIMD blocks and X = fma(x, M00, y*M01) + M02 in
+    the scalar columns after the last full block; Y alike. Blend: a = X - floor(X),
+    v0 = fma(a, p01 - p00, p00), v1 = fma(a, p11 - p10, p10), v = fma(b, v1 - v0, v0).
+    """
+    device = image.device
+    w, h = size
+    n = len(crop_to_img)
+    m = torch.as_tensor(np.asarray(crop_to_img, dtype=np.float32), device=device)
+    xs = torch.arange(w, dtype=torch.float32, device=device).view(1, 1, w).expand(n, h, w)
+    ys = torch.arange(h, dtype=torch.float32, device=device).view(1, h, 1).expand(n, h, w)
+    scalar = xs >= (w // OPENCV5_BLOCK) * OPENCV5_BLOCK
+
+    def coordinate(row):  # row 0: X from M00 M01 M02; row 1: Y from M10 M11 M12
+        a, b, c = (m[:, row, i].view(n, 1, 1).expand(n, h, w) for i in range(3))
+        rowterm = ys * b
+        block = fma32(a, xs, rowterm + c)
+        tail = fma32(xs, a, rowterm) + c
+        return torch.where(scalar, tail, block)
+
+    sx, sy = coordinate(0), coordinate(1)
+    x0, y0 = torch.floor(sx), torch.floor(sy)
+    ax, ay = (sx - x0)[..., None], (sy - y0)[..., None]  # exact in float32
+    p00, p01, p10, p11 = (p.to(torch.float32) for p in _bilinear_taps(image, x0.to(torch.int64), y0.to(torch.int64)))
+    v0 = fma32(ax, p01 - p00, p00)
+    v1 = fma32(ax, p11 - p10, p10)
+    v = fma32(ay, v1 - v0, v0)
+    return torch.round(v).clamp(0, 255).permute(0, 3, 1, 2).contiguous()
 
 
 def normalize_imagenet(crops: torch.Tensor) -> torch.Tensor:
@@ -396,11 +532,11 @@ def heatmap_size_of(input_size: tuple[int, int], stride: int = 4) -> tuple[int, 
 class TopDown:
     """Crops -> model -> keypoints in the image, for one model and one set of options.
 
-    `kind` "heatmap": the model maps ImageNet-normalised crops to heatmaps (HRNet);
-    "regression": it maps raw 0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet);
-    "offset": it maps raw 0..255 crops to (N, 3K, H, W): K heatmaps, then K dy and K dx offsets
-    in input pixels, heatmap cell (y, x) sitting at input pixel `model.output_stride` * (y, x)
-    (PoseNet; decoded with "offset", no flip test).
+    `kind` is the model's head (`lrp.codecs`): "heatmap", "heatmap+offset" and "simcc" models
+    map ImageNet-normalised crops to their outputs (HRNet and its heads); "regression" maps raw
+    0..255 crops to (N, K, 3) normalised (y, x, score) (MoveNet); "posenet" maps raw 0..255 crops
+    to (N, 3K, H, W) heatmaps and offsets (PoseNet; no flip test). `decoder` names the codec
+    (`lrp.codecs.CODECS`) that reads the output and owns its crop conventions (UDP).
     """
 
     def __init__(
@@ -415,11 +551,20 @@ class TopDown:
         decoder: str = "standard",
         batch_size: int = 32,
         padding: float = PADDING,
+        warp: str = "opencv4",
+        crop_sr=None,
     ):
-        if decoder not in DECODERS:
+        """`crop_sr`: (upscale, crop size, scale) to cut each person at the low `crop size`
+        (w, h) and super-resolve it `scale` times to the input size with `upscale` (a list of
+        HxWx3 uint8 arrays -> their SR arrays, lrp.superres.Upscaler.upscale)."""
+        from lrp.codecs import CODECS, codec_for
+
+        if decoder not in CODECS:
             raise ValueError(f"unknown decoder {decoder!r}")
         if kind == "offset" and (decoder != "offset" or flip):
             raise ValueError("an offset-head model decodes with 'offset' and no flip test")
+        if kind == "posenet" and (decoder != "offset" or flip):
+            raise ValueError("PoseNet's head decodes with 'offset' and no flip test (its offsets are not mirrored)")
         self.model = model.eval()
         self.input_size = tuple(int(v) for v in input_size)
         self.kind = kind
@@ -427,27 +572,62 @@ class TopDown:
         self.dtype = dtype
         self.flip = flip
         self.decoder = decoder
-        self.udp = decoder == "udp"
+        self.codec = codec_for(kind, decoder)
+        self.udp = self.codec.udp
         self.batch_size = batch_size
         self.padding = padding
+        self.warp = resolve_warp(warp)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
+        self.crop_sr = crop_sr
+        if crop_sr is not None and self.udp:
+            raise ValueError("crop-level SR maps crops centre-aligned; UDP's corner-aligned maps do not compose with it")
 
     def centers_scales(self, boxes) -> tuple[np.ndarray, np.ndarray]:
         return box_to_center_scale(boxes, self.aspect_ratio, self.padding)
 
     def crops(self, image: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> torch.Tensor:
         """(N, 3, h, w) crops of grey levels for the people (center, scale) of one image."""
-        m = crop_to_image(center, scale, self.input_size, udp=self.udp, inverse_of_forward=True)
+        if self.crop_sr is not None:
+            return self._sr_crops(image, center, scale)
+        return self._cut(image, center, scale, self.input_size)
+
+    def _cut(self, image, center, scale, size) -> torch.Tensor:
+        m = crop_to_image(center, scale, size, udp=self.udp, inverse_of_forward=True, warp=self.warp)
         # In chunks: the integer warp holds a few int64 copies of the crops at once.
-        chunks = [warp_crops(image, m[i : i + 64], self.input_size) for i in range(0, len(m), 64)]
-        return torch.cat(chunks) if chunks else warp_crops(image, m, self.input_size)
+        chunks = [warp_crops(image, m[i : i + 64], size, self.warp) for i in range(0, len(m), 64)]
+        return torch.cat(chunks) if chunks else warp_crops(image, m, size, self.warp)
+
+    def _sr_crops(self, image, center, scale) -> torch.Tensor:
+        """The same box cut at the low crop size, then super-resolved to the input size."""
+        upscale, size, _ = self.crop_sr
+        w, h = self.input_size
+        low = self._cut(image, center, scale, size)
+        if len(low) == 0:
+            return torch.zeros((0, 3, h, w), dtype=torch.float32, device=self.device)
+        arrays = list(low.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy())
+        high = np.stack(upscale(arrays))
+        if high.shape[1:3] != (h, w):
+            raise ValueError(f"the SR model gave {high.shape[2]}x{high.shape[1]} crops, not {w}x{h}")
+        return torch.from_numpy(high).permute(0, 3, 1, 2).to(device=self.device, dtype=torch.float32)
+
+    def sr_shift(self, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """(N, 2) to add to keypoints decoded as if the SR crop were cut at the input size.
+
+        SR crop pixel i is low crop pixel (i + 0.5)/s - 0.5 (SR grids are centre-aligned); the
+        low crop's map is the input-size map's similarity times s, so the two maps into the
+        image differ by a constant: low((0.5/s - 0.5, ...)) - high(0)."""
+        _, size, s = self.crop_sr
+        high = crop_to_image(center, scale, self.input_size)
+        low = crop_to_image(center, scale, size)
+        origin = np.full((len(center), 1, 2), 0.5 / s - 0.5)
+        return apply_affine(origin, low)[:, 0] - high[:, :, 2]
 
     @torch.inference_mode()
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.kind == "heatmap":
+    def _forward(self, batch: torch.Tensor):
+        if self.kind not in RAW_INPUT_HEADS:
             batch = normalize_imagenet(batch)
         out = self.model(batch.to(self.dtype))
-        return out.float()
+        return tuple(o.float() for o in out) if isinstance(out, (tuple, list)) else out.float()
 
     def predict(self, crops: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Keypoints (N, K, 3) = (x, y, score) in the image for crops cut by `crops()`."""
@@ -456,33 +636,38 @@ class TopDown:
             batch = crops[start : start + self.batch_size]
             if self.flip:
                 both = self._forward(torch.cat([batch, batch.flip(-1)]))
-                plain, mirrored = both[: len(batch)], both[len(batch) :]
-                outputs.append(self._merge_flip(plain, mirrored))
+                n = len(batch)
+                if isinstance(both, tuple):
+                    outputs.append(self._merge_flip(tuple(b[:n] for b in both), tuple(b[n:] for b in both)))
+                else:
+                    outputs.append(self._merge_flip(both[:n], both[n:]))
             else:
                 outputs.append(self._forward(batch))
-        out = torch.cat(outputs).cpu().numpy() if outputs else None
-        if out is None:
+        if not outputs:
             return np.zeros((0, 17, 3))
-        if self.kind == "heatmap":
-            coords, scores = decode(out.astype(np.float32), self.decoder)
-            heatmap_size = (out.shape[3], out.shape[2])
-            xy = heatmap_to_image(coords, center, scale, heatmap_size, udp=self.udp)
-        elif self.kind == "offset":
-            k, stride = out.shape[1] // 3, self.model.output_stride
-            offsets = np.stack([out[:, 2 * k :], out[:, k : 2 * k]], axis=2) / stride  # (dx, dy) in cells
-            coords, scores = decode(out[:, :k], "offset", offsets)
-            xy = apply_affine(coords * stride, crop_to_image(center, scale, self.input_size))
+        if isinstance(outputs[0], tuple):
+            out = tuple(torch.cat(part).cpu().numpy() for part in zip(*outputs))
         else:
-            # Normalised (y, x) of the crop: continuous coordinates, so pixel-index = v*size - 0.5.
-            w, h = self.input_size
-            crop_xy = np.stack([out[..., 1] * w - 0.5, out[..., 0] * h - 0.5], axis=-1)
-            xy = apply_affine(crop_xy, crop_to_image(center, scale, self.input_size))
-            scores = out[..., 2]
-        return np.concatenate([xy, scores[..., None]], axis=-1)
+            out = torch.cat(outputs).cpu().numpy()
+        keypoints = self.codec.decode(out, center, scale, self.input_size)
+        if self.crop_sr is not None:
+            keypoints[..., :2] += self.sr_shift(center, scale)[:, None, :]
+        return keypoints
 
-    def _merge_flip(self, plain: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    def _merge_flip(self, plain, mirrored):
         if self.kind == "heatmap":
             return flip_average(plain, mirrored, shift=not self.udp)
+        if self.kind == "simcc":  # MMPose `flip_vectors`: swap the joints, mirror x; no shift
+            x, y = plain
+            fx, fy = mirrored
+            return (x + fx[:, FLIP_INDEX].flip(-1)) * 0.5, (y + fy[:, FLIP_INDEX]) * 0.5
+        if self.kind == "heatmap+offset":
+            # Offsets index the same pixels as their heatmap, so neither gets the one-column shift;
+            # mirrored x offsets change sign.
+            (h, o), (fh, fo) = plain, mirrored
+            back = fo.flip(-1)[:, FLIP_INDEX].clone()
+            back[:, :, 0] = -back[:, :, 0]
+            return flip_average(h, fh, shift=False), (o + back) * 0.5
         # Regression output (y, x, score) normalised: mirror x, swap left and right.
         back = mirrored[:, FLIP_INDEX].clone()
         back[..., 1] = 1.0 - back[..., 1]

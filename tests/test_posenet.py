@@ -76,7 +76,7 @@ def test_offset_decode_is_argmax_times_stride_plus_offset():
     heat = rng.random((17, 13, 9)).astype(np.float32)
     heat[3, 5, 2] = heat[3, 5, 7] = 1.5  # a tie: the first in row-major order wins, as argmax
     off = (rng.standard_normal((34, 13, 9)) * 8).astype(np.float32)
-    runner = TopDown(_Planted(torch.from_numpy(np.concatenate([heat, off]))[None]), (129, 193), kind="offset", decoder="offset", flip=False)
+    runner = TopDown(_Planted(torch.from_numpy(np.concatenate([heat, off]))[None]), (129, 193), kind="posenet", decoder="offset", flip=False)
     center, scale = runner.centers_scales([[40.0, 30.0, 80.0, 120.0], [0.0, 0.0, 20.0, 20.0]])
     got = runner.predict(torch.zeros(2, 3, 193, 129), center, scale)
     want = loop_decode(heat, off, 16)
@@ -87,7 +87,7 @@ def test_offset_decode_is_argmax_times_stride_plus_offset():
         np.testing.assert_allclose(got[i, :, 2], want[:, 2], atol=1e-6)
     assert want[3, 0] == 2 * 16 + off[17 + 3, 5, 2]
     with pytest.raises(ValueError, match="offset"):
-        TopDown(_Planted(torch.zeros(1, 51, 3, 3)), (33, 33), kind="offset", decoder="standard", flip=False)
+        TopDown(_Planted(torch.zeros(1, 51, 3, 3)), (33, 33), kind="posenet", decoder="standard", flip=False)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_module_matches_numpy_execution_of_the_graph(graph, coco_val4):
     print(f"posenet float32: max |module - numpy graph| = {worst:.3g} (float64 module: < 1e-9)")
 
     # The whole top-down decode on this input equals the loop decode of the graph's own outputs.
-    runner = TopDown(model, (385, 385), kind="offset", decoder="offset", flip=False)
+    runner = TopDown(model, (385, 385), kind="posenet", decoder="offset", flip=False)
     heat = 1.0 / (1.0 + np.exp(-ref[OUTPUTS["heatmap_2"]][0].transpose(2, 0, 1)))
     want = loop_decode(heat, ref[OUTPUTS["offset_2"]][0].transpose(2, 0, 1), 16)
     got = runner.predict(x.float(), np.array([[192.0, 192.0]]), np.array([[385 / 200, 385 / 200]]))[0]

@@ -153,6 +153,7 @@ class PoseHighResolutionNet(nn.Module):
         layer1_blocks: int = 4,
         final_conv_kernel: int = 1,
         input_size: tuple[int, int] = (192, 256),
+        with_head: bool = True,
     ):
         super().__init__()
         self.input_size = tuple(input_size)  # (w, h) the weights were trained at; any size runs
@@ -182,7 +183,9 @@ class PoseHighResolutionNet(nn.Module):
                 ),
             )
             previous = channels
-        self.final_layer = nn.Conv2d(width, num_joints, final_conv_kernel, 1, 1 if final_conv_kernel == 3 else 0)
+        self.width = width
+        if with_head:  # without: a backbone for another head (MMPose `backbone.` of SimCC, SR heads)
+            self.final_layer = nn.Conv2d(width, num_joints, final_conv_kernel, 1, 1 if final_conv_kernel == 3 else 0)
 
     @staticmethod
     def _transition(previous: list[int], current: list[int]) -> nn.ModuleList:
@@ -200,6 +203,10 @@ class PoseHighResolutionNet(nn.Module):
         return nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final_layer(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The highest-resolution branch of stage 4: (N, width, h/4, w/4)."""
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         ys = [self.layer1(x)]
@@ -208,7 +215,61 @@ class PoseHighResolutionNet(nn.Module):
             # As the official forward: a transition, where there is one, reads the last branch.
             xs = [ys[i] if t is None else t(ys[-1]) for i, t in enumerate(transition)]
             ys = getattr(self, f"stage{stage}")(xs)
-        return self.final_layer(ys[0])
+        return ys[0]
+
+
+class SimCCHead(nn.Module):
+    """MMPose `SimCCHead` without deconvolutions (`deconv_out_channels=None`): a 1x1 conv to one
+    map per joint, flattened, then two linear classifiers over `split_ratio` bins per input pixel
+    of x and of y. Keys: `final_layer`, `mlp_head_x`, `mlp_head_y`."""
+
+    def __init__(self, in_channels: int, num_joints: int, input_size: tuple[int, int], split_ratio: float = 2.0, stride: int = 4):
+        super().__init__()
+        w, h = input_size
+        self.final_layer = nn.Conv2d(in_channels, num_joints, 1)
+        flatten = (-(-h // stride)) * (-(-w // stride))
+        self.mlp_head_x = nn.Linear(flatten, int(w * split_ratio))
+        self.mlp_head_y = nn.Linear(flatten, int(h * split_ratio))
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.flatten(self.final_layer(feats), 2)
+        return self.mlp_head_x(x), self.mlp_head_y(x)
+
+
+class SRHead(nn.Module):
+    """SRPose's SR head (Wang et al. 2023, Fig. 3c): a keypoint encoder (1x1 conv, `embed`
+    channels per joint), one large-kernel conv per joint (a grouped conv) giving `scale**2`
+    low-resolution maps per joint, and a pixel shuffle that stitches them into one heatmap per
+    joint at `scale` times the feature resolution (the input resolution for stride 4)."""
+
+    def __init__(self, in_channels: int, num_joints: int, scale: int = 4, embed: int = 8, kernel: int = 7):
+        super().__init__()
+        self.keypoint_encoder = nn.Sequential(nn.Conv2d(in_channels, num_joints * embed, 1), BatchNorm2d(num_joints * embed), nn.ReLU(inplace=True))
+        self.lkc = nn.Conv2d(num_joints * embed, num_joints * scale * scale, kernel, 1, kernel // 2, groups=num_joints)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.lkc(self.keypoint_encoder(feats)))
+
+
+class HRNetWithHead(nn.Module):
+    """An HRNet backbone (`backbone.`, official names) under another head (`head.`), the layout
+    of MMPose checkpoints. `head` "simcc": outputs (x, y) classifications; "sr": heatmaps at the
+    input resolution."""
+
+    def __init__(self, head: str, width: int = 32, num_joints: int = 17, input_size: tuple[int, int] = (192, 256), split_ratio: float = 2.0, **backbone):
+        super().__init__()
+        self.input_size = tuple(input_size)
+        self.backbone = PoseHighResolutionNet(width=width, num_joints=num_joints, input_size=input_size, with_head=False, **backbone)
+        if head == "simcc":
+            self.head = SimCCHead(width, num_joints, input_size, split_ratio)
+        elif head == "sr":
+            self.head = SRHead(width, num_joints)
+        else:
+            raise ValueError(f"unknown HRNet head {head!r}; expected simcc or sr")
+
+    def forward(self, x: torch.Tensor):
+        return self.head(self.backbone.features(x))
 
 
 def hrnet_w32(**kwargs) -> PoseHighResolutionNet:
@@ -217,3 +278,11 @@ def hrnet_w32(**kwargs) -> PoseHighResolutionNet:
 
 def hrnet_w48(**kwargs) -> PoseHighResolutionNet:
     return PoseHighResolutionNet(width=48, **kwargs)
+
+
+def hrnet_w32_simcc(**kwargs) -> HRNetWithHead:
+    return HRNetWithHead("simcc", width=32, **kwargs)
+
+
+def hrnet_w32_srhead(**kwargs) -> HRNetWithHead:
+    return HRNetWithHead("sr", width=32, **kwargs)

@@ -2,13 +2,43 @@
 
 Each entry's `kwargs` go to its builder; `input_size` is (width, height) of the model input, as
 the official configs write `IMAGE_SIZE`. Converters and fetchers are collected by `lrp weights`.
+A `PoseSpec` also says what `lrp pose` needs to run the model: what its head outputs, which
+decoders (`lrp.codecs`) can read that, which input sizes its weights take, and how its official
+inference cuts the crops.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from lrp.models import ModelSpec, WeightsInfo, human_model
+
+HEATMAP_CODECS = ("standard", "dark", "udp", "plain", "maxpool")
+
+
+@dataclass(frozen=True)
+class PoseSpec(ModelSpec):
+    head: str = "heatmap"  # what the network outputs: heatmap, heatmap+offset, simcc, regression
+    codecs: tuple = HEATMAP_CODECS  # the decoders (lrp.codecs.CODECS) that can read that output
+    input_sizes: tuple = ()  # (w, h) sizes the weights support; () = any size (fully convolutional)
+    crop: str = "cv2"  # "cv2": the official inference crops with the installed cv2.warpAffine; else a fixed warp
+
+
+def pose_traits(spec: ModelSpec) -> PoseSpec:
+    """The pose run-time needs of any pose entry; a plain ModelSpec (e.g. one a user or a test
+    registers) is taken as a heatmap model that runs at any size, cropped like HRNet."""
+    if isinstance(spec, PoseSpec):
+        return spec
+    return PoseSpec(**{f: getattr(spec, f) for f in ModelSpec.__dataclass_fields__})
+
+def _human_pose(head: str, codecs: tuple, input_size: list, **entry) -> PoseSpec:
+    """A pose entry from the human-models npm package; its crops are lrp's own fixed-point warp
+    (those graphs have no OpenCV runtime of their own)."""
+    spec = human_model(input_size=input_size, **entry)
+    fields = {f: getattr(spec, f) for f in ModelSpec.__dataclass_fields__}
+    return PoseSpec(**fields, head=head, codecs=codecs, input_sizes=() if head == "posenet" else (tuple(input_size),), crop="opencv4")
+
 
 HRNET_LICENCE = "MIT (leoxiaobin/deep-high-resolution-net.pytorch)"
 HRNET_DATA = "COCO train2017 person keypoints, 17 keypoints, full resolution, GT boxes"
@@ -22,11 +52,27 @@ HRNET_REPORTED = {
 }
 
 
-def _hrnet(width: str, size: str) -> ModelSpec:
+# Low-resolution protocols: CAL (Wang et al., "Low-resolution Human Pose Estimation") trains
+# HRNet-W32 at 64x48 and 128x96; MGIL at square 32, 64 and 128 inputs. No weights are published
+# for them: the entries say which file `lrp weights convert` expects for a user's own training.
+LOW_RES = {"64x48": "CAL", "128x96": "CAL", "32x32": "MGIL", "64x64": "MGIL", "128x128": "MGIL"}
+
+
+def _size(size: str) -> tuple[int, int]:
+    """'256x192' (height x width, as the official checkpoint names) -> (w, h)."""
     h, w = (int(v) for v in size.split("x"))
+    return w, h
+
+
+def _hrnet(width: str, size: str) -> ModelSpec:
+    w, h = _size(size)
     name = f"hrnet-{width}-{size}"
     official = f"pose_hrnet_{width}_{size}.pth"
-    return ModelSpec(
+    paper = LOW_RES.get(size)
+    trained = HRNET_DATA + f", input {w}x{h}"
+    if paper:
+        trained = f"your own training at {w}x{h} (the {paper} protocol; no public weights), COCO train2017 person keypoints"
+    return PoseSpec(
         name=name,
         task="pose",
         arch=f"hrnet-{width}",
@@ -36,12 +82,37 @@ def _hrnet(width: str, size: str) -> ModelSpec:
             file=f"{name}.safetensors",
             source=f"lrp weights convert hrnet-{width} {official} --model {name}   (or an MMPose .pth)",
             licence=HRNET_LICENCE,
-            trained_on=HRNET_DATA + f", input {w}x{h}",
+            trained_on=trained,
             official_file=official,
-            metrics=HRNET_REPORTED[(width, size)],
+            metrics=HRNET_REPORTED.get((width, size), {}),
             page="leoxiaobin/deep-high-resolution-net.pytorch README (pretrained models: OneDrive / Google Drive, pose_coco/)",
         ),
         notes="HRNet top-down heatmaps (stride 4); standard decoding with flip test by default",
+        input_sizes=((w, h),),
+    )
+
+
+def _hrnet_head(head: str, size: str, codecs: tuple, notes: str, paper: str) -> ModelSpec:
+    """HRNet-W32 under a SimCC or SR head, in MMPose's checkpoint layout (`backbone.`, `head.`)."""
+    w, h = _size(size)
+    arch = f"hrnet-w32-{head}"
+    name = f"{arch}-{size}"
+    return PoseSpec(
+        name=name,
+        task="pose",
+        arch=arch,
+        builder=f"lrp.models.hrnet:hrnet_w32_{head}",
+        kwargs={"input_size": [w, h]},
+        weights=WeightsInfo(
+            file=f"{name}.safetensors",
+            source=f"lrp weights convert {arch} YOUR.pth --model {name}   (an MMPose checkpoint: backbone. + head.)",
+            licence="yours (no public weights)",
+            trained_on=f"your own training at {w}x{h} ({paper} protocol), COCO train2017 person keypoints",
+        ),
+        notes=notes,
+        head="simcc" if head == "simcc" else "heatmap",
+        codecs=codecs,
+        input_sizes=((w, h),),
     )
 
 
@@ -50,7 +121,13 @@ MODELS: list[ModelSpec] = [
     _hrnet("w32", "384x288"),
     _hrnet("w48", "256x192"),
     _hrnet("w48", "384x288"),
-    ModelSpec(
+    *(_hrnet("w32", size) for size in LOW_RES),
+    *(
+        _hrnet_head("simcc", size, ("simcc",), "HRNet-W32 + SimCC head (1-D x/y classification, split ratio 2)", "MGIL's SimCC baseline")
+        for size in ("256x192", "32x32", "64x64", "128x128")
+    ),
+    _hrnet_head("srhead", "256x192", HEATMAP_CODECS, "HRNet-W32 + SRPose SR head (pixel-shuffle heatmaps at the input resolution)", "SRPose"),
+    PoseSpec(
         name="movenet-thunder",
         task="pose",
         arch="movenet-thunder",
@@ -65,20 +142,25 @@ MODELS: list[ModelSpec] = [
             sha256="493a0d391d69b723523a401da3ee56f542d1db495c2e1d5f34ec0e49273b90b6",
         ),
         notes="single-person MoveNet run top-down on each person box (square crop, raw 0..255 input)",
+        head="regression",
+        codecs=("standard",),
+        input_sizes=((256, 256),),
+        # No OpenCV in MoveNet's own runtime: the crops are lrp's, the fixed-point warp they always had.
+        crop="opencv4",
     ),
-    human_model(
-        "movenet-lightning", "pose", "lrp.models.movenet:movenet_lightning",
+    _human_pose(
+        "regression", ("standard",), [192, 192],
+        name="movenet-lightning", task="pose", builder="lrp.models.movenet:movenet_lightning",
         graph="movenet-lightning",
-        input_size=[192, 192],
         licence="Apache-2.0 (Google MoveNet)",
         trained_on="COCO train2017 + Google's Active set, 17 COCO keypoints, one person per 192x192 input",
         sha256="9ddab9a2fe70c5aa0ada50148e3c977198feef92e202ae9afebf27cbd3835e6a",
         notes="MoveNet Lightning: Thunder's network at width 1.0 and a 192x192 input, run top-down like Thunder",
     ),
-    human_model(
-        "posenet", "pose", "lrp.models.posenet:posenet",
+    _human_pose(
+        "posenet", ("offset",), [385, 385],
+        name="posenet", task="pose", builder="lrp.models.posenet:posenet",
         graph="posenet",
-        input_size=[385, 385],
         licence="Apache-2.0 (Google PoseNet, MobileNetV1 0.75, output stride 16)",
         trained_on="COCO keypoints (PersonLab-style heatmaps, short-range offsets, mid-range displacements), 17 keypoints",
         sha256="734c76a60a9b74cc2055eaf38a17928d55d52afa16db2abca3ff9fccb06f7cb1",
@@ -89,6 +171,8 @@ MODELS: list[ModelSpec] = [
 CONVERTERS = {
     "hrnet-w32": "lrp.models.pose_zoo:convert_hrnet",
     "hrnet-w48": "lrp.models.pose_zoo:convert_hrnet",
+    "hrnet-w32-simcc": "lrp.models.pose_zoo:convert_hrnet_with_head",
+    "hrnet-w32-srhead": "lrp.models.pose_zoo:convert_hrnet_with_head",
 }
 FETCHERS = {
     "movenet-thunder": "lrp.models.movenet:fetch_movenet_thunder",
@@ -114,5 +198,18 @@ def convert_hrnet(src: Path) -> dict:
             if key.startswith(prefix):
                 key = replacement + key[len(prefix):]
                 break
+        state[key] = value.contiguous()
+    return state
+
+
+def convert_hrnet_with_head(src: Path) -> dict:
+    """An MMPose checkpoint of HRNet under another head: `backbone.` + `head.` keys kept as they
+    are (MMPose 0.x `keypoint_head.` read as `head.`), float32, without the batch-norm counters."""
+    from lrp.weights import read_torch_checkpoint
+
+    state = {}
+    for key, value in read_torch_checkpoint(src).items():
+        if key.startswith("keypoint_head."):
+            key = "head." + key[len("keypoint_head."):]
         state[key] = value.contiguous()
     return state
