@@ -111,6 +111,7 @@ def evaluate_document(
     oracle: bool = False,
     bootstrap: int = 0,
     seed: int = 0,
+    engine: str = ce.DEFAULT_ENGINE,
 ) -> Evaluation:
     """pycocotools' summary for every task the document has results for."""
     from lrp.labels import box_source, history_label
@@ -128,7 +129,7 @@ def evaluate_document(
         oracle=oracle,
         size_from=size_name if size_doc is not None else None,
     )
-    coco_gt = ce.gt_coco(doc, name)
+    coco_gt = ce.gt_coco(doc, name, engine)
     for task in tasks:
         E = ce.run_cocoeval(doc, task, name=name, sizes=sizes, oracle=oracle, coco_gt=coco_gt)
         names = [m.name for m in ce.METRICS[task]]
@@ -136,6 +137,11 @@ def evaluate_document(
         if bootstrap:
             ev.intervals[task] = bootstrap_intervals(E, task, bootstrap, seed)
     return ev
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ce.ENGINES:
+        raise UsageError(f"--engine {engine!r}: expected one of {', '.join(ce.ENGINES)}")
 
 
 def bootstrap_intervals(E, task: str, n: int, seed: int, level: float = 0.95) -> dict[str, tuple[float, float]]:
@@ -335,6 +341,13 @@ Bootstrap = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="hotcoco (fast, the default) or pycocotools (the reference); both give pycocotools' numbers.",
+    ),
+]
 TableOutput = Annotated[
     Optional[Path], typer.Option("-o", "--output", help="Write the table to FILE atomically instead of stdout.", show_default=False)
 ]
@@ -372,6 +385,7 @@ def command(
     oracle: Oracle = False,
     bootstrap: Bootstrap = 0,
     seed: Seed = 0,
+    engine: Engine = ce.DEFAULT_ENGINE,
     output: TableOutput = None,
     quiet: Quiet = False,
 ):
@@ -387,6 +401,7 @@ def command(
     from lrp.tables import check_format, emit
 
     check_format(fmt)
+    check_engine(engine)
     bars = parse_bars(fail_under)
     named = load_documents(documents)
     labels = document_labels(named, label, oracle)
@@ -395,7 +410,8 @@ def command(
         ((size_name, size_doc),) = load_documents([size_from])
     evaluations = [
         evaluate_document(
-            doc, name=name, label=lbl, size_doc=size_doc, size_name=size_name, oracle=oracle, bootstrap=bootstrap, seed=seed
+            doc, name=name, label=lbl, size_doc=size_doc, size_name=size_name, oracle=oracle, bootstrap=bootstrap, seed=seed,
+            engine=engine,
         )
         for (name, doc), lbl in zip(named, labels)
     ]
