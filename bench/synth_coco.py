@@ -68,7 +68,7 @@ def synthetic_document(n_images: int = 5000, seed: int = 0, masks: bool = False)
                 nk = 0
             anns.append({
                 "id": aid, "image_id": iid, "category_id": 1, "iscrowd": crowd,
-                "bbox": [x, y, w, h], "area": _shoelace(poly), "segmentation": [poly.tolist()],
+                "bbox": [float(x), float(y), float(w), float(h)], "area": _shoelace(poly), "segmentation": [poly.tolist()],
                 "num_keypoints": nk, "keypoints": kps.ravel().tolist(),
             })
             aid += 1
@@ -77,7 +77,7 @@ def synthetic_document(n_images: int = 5000, seed: int = 0, masks: bool = False)
             # Two boxes per person on average (a hit or a miss, and duplicates), as a detector's.
             for _ in range(int(rng.poisson(1.95))):
                 jit = rng.normal(0, 0.08, 4)
-                box = [x + jit[0] * w, y + jit[1] * h, w * (1 + jit[2]), h * (1 + jit[3])]
+                box = [float(v) for v in (x + jit[0] * w, y + jit[1] * h, w * (1 + jit[2]), h * (1 + jit[3]))]
                 # Scores on a 1/100 grid: ties across images and within one, as real detectors give.
                 det = {"image_id": iid, "category_id": 1, "bbox": box, "score": round(float(rng.uniform(0.05, 1)), 2)}
                 if masks:
@@ -92,8 +92,11 @@ def synthetic_document(n_images: int = 5000, seed: int = 0, masks: bool = False)
                               "score": round(float(rng.uniform(0.2, 1)), 3)})
         for _ in range(int(rng.poisson(0.1))):  # false positives on the background
             bw, bh = rng.uniform(10, W / 2), rng.uniform(10, H / 2)
-            box = [rng.uniform(0, W - bw), rng.uniform(0, H - bh), bw, bh]
-            dets.append({"image_id": iid, "category_id": 1, "bbox": box, "score": round(float(rng.uniform(0, 0.6)), 2)})
+            box = [float(rng.uniform(0, W - bw)), float(rng.uniform(0, H - bh)), float(bw), float(bh)]
+            det = {"image_id": iid, "category_id": 1, "bbox": box, "score": round(float(rng.uniform(0, 0.6)), 2)}
+            if masks:
+                det["segmentation"] = [_polygon(rng, *box).tolist()]
+            dets.append(det)
     return {
         "info": {"description": f"synthetic COCO people, {n_images} images, seed {seed}"},
         "licenses": [],
