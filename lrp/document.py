@@ -29,8 +29,10 @@ RESULT_KEYS = ("detections", "poses")
 
 
 def parse_json(text: str | bytes, name: str) -> Any:
+    from lrp import jsonio
+
     try:
-        return json.loads(text)
+        return jsonio.loads(text)  # json.loads' value, through orjson where that is the same
     except json.JSONDecodeError as e:
         raise LrpError(f"{name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except UnicodeDecodeError:
@@ -279,7 +281,10 @@ def describe(doc: dict) -> str:
 
 
 def dumps(doc: dict) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    from lrp import jsonio
+
+    # json.dumps(separators=(",", ":"), ensure_ascii=False), through orjson; NaN is refused.
+    return jsonio.dumps(doc)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
