@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 ENGINES = ("hotcoco", "pycocotools")
 DEFAULT_ENGINE = "hotcoco"
 
+_KEYPOINT_GT_KEYS = ("image_id", "iscrowd", "bbox", "area", "keypoints")
+
 # One range that holds every real area, for the per-range categories of keypoints on hotcoco.
 _WIDE = 1e300
 
@@ -99,6 +101,18 @@ class _Cell:
     rank: "np.ndarray"  # (N,) position within its image
     npig: "np.ndarray"  # (I,) people not ignored, per image
     present: "np.ndarray"  # (I,) bool: pycocotools has an evalImg (not None) for this image
+    _layouts: dict = field(default_factory=dict, repr=False)
+
+    def layout(self, max_det: int, n_images: int):
+        """The detections within maxDets of their image, their count and first position per image."""
+        import numpy as np
+
+        if max_det not in self._layouts:
+            kept = np.flatnonzero(self.rank < max_det)
+            counts = np.bincount(self.image[kept], minlength=n_images)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            self._layouts[max_det] = (kept, counts, starts)
+        return self._layouts[max_det]
 
 
 @dataclass
@@ -169,10 +183,15 @@ def accumulate_draw(per: PerImage, params: EvalParams, draw: "np.ndarray", max_d
             npig = int(cell.npig[draw].sum())
             if npig == 0:
                 continue
+            previous = None
             for m, max_det in enumerate(max_dets):
-                kept = np.flatnonzero(cell.rank < max_det)
-                counts = np.bincount(cell.image[kept], minlength=per.n_images)
-                starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+                kept, counts, starts = cell.layout(max_det, per.n_images)
+                if previous is not None and len(kept) == len(previous):
+                    # No image has more detections than the smaller maxDets: the same numbers.
+                    precision[:, :, k, a, m] = precision[:, :, k, a, m - 1]
+                    recall[:, k, a, m] = recall[:, k, a, m - 1]
+                    continue
+                previous = kept
                 lengths = counts[draw]
                 total = int(lengths.sum())
                 # Positions of the drawn images' blocks, one after the other, in draw order.
@@ -333,12 +352,14 @@ def _keypoints_by_range(dataset, results, cat_id, ranges, sizes):
     import numpy as np
 
     people = [a for a in dataset["annotations"] if a.get("category_id") == cat_id]
+    # Only what keypoint evaluation reads (no masks: OKS never looks at them).
+    slim = [{k: a[k] for k in _KEYPOINT_GT_KEYS if k in a} for a in people]
     anns = []
     for r, (lo, hi) in enumerate(ranges):
-        for a in people:
+        for a, b in zip(people, slim):
             s = sizes.gt_area[a["id"]]
             outside = s < lo or s > hi
-            anns.append({**a, "id": len(anns) + 1, "category_id": r + 1, "num_keypoints": 0 if outside else a["num_keypoints"]})
+            anns.append({**b, "id": len(anns) + 1, "category_id": r + 1, "num_keypoints": 0 if outside else a["num_keypoints"]})
     cats = [{"id": r + 1, "name": f"range {r}"} for r in range(len(ranges))]
     gt = hotcoco_gt({"images": dataset["images"], "annotations": anns, "categories": cats})
     # pycocotools' loadRes area of a pose: the box around its keypoints.
@@ -350,7 +371,7 @@ def _keypoints_by_range(dataset, results, cat_id, ranges, sizes):
     dts, codes = [], []
     for r, (lo, hi) in enumerate(ranges):
         for d, s in zip(results, sized):
-            dts.append({**d, "category_id": r + 1})
+            dts.append({"image_id": d["image_id"], "category_id": r + 1, "keypoints": d["keypoints"], "score": d["score"]})
             codes.append(np.inf if (s < lo or s > hi) else 0.0)
     dt = gt.load_res(dts)
     dt.update_anns(ids=np.arange(1, len(dts) + 1, dtype=np.int64), area=np.array(codes, dtype=np.float64))

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from lrp.errors import LrpError
 
-_LONG_DIGITS = re.compile(rb"\d{19,}")
+# Every digit as "0", so that one fast search finds a run of 19 digits anywhere.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
 
 
 def loads(text: str | bytes) -> Any:
@@ -33,7 +34,7 @@ def loads(text: str | bytes) -> Any:
     except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
         return json.loads(text)
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if _LONG_DIGITS.search(data) is None:
+    if data.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) < 0:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -57,23 +58,42 @@ def dumps(value: Any) -> str:
 
 def check_finite(value: Any) -> None:
     """LrpError naming the path of the first NaN/Infinity in a JSON-like value."""
-    stack = [(value, None)]
-    while stack:
-        v, path = stack.pop()
-        if isinstance(v, float):
-            if not math.isfinite(v):
-                raise LrpError(f"cannot write {v!r} at {_path_text(path)}: JSON has no NaN or Infinity")
-        elif isinstance(v, dict):
-            stack.extend((item, (path, k)) for k, item in reversed(list(v.items())))
-        elif isinstance(v, (list, tuple)):
-            # A list of plain numbers (keypoints, boxes) is summed at C speed: a finite sum means
-            # every item is finite; anything else is looked at item by item.
-            try:
-                if math.isfinite(sum(v)):
-                    continue
-            except (TypeError, OverflowError):
-                pass
-            stack.extend((item, (path, i)) for i, item in reversed(list(enumerate(v))))
+    if not _finite(value):
+        raise LrpError(f"cannot write {_first_bad(value, None)}: JSON has no NaN or Infinity")
+
+
+def _finite(v) -> bool:
+    """Are all numbers in v finite? The fast pass (no paths kept)."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, dict):
+        v = v.values()
+    elif not isinstance(v, (list, tuple)):
+        return True
+    else:
+        # A list of plain numbers (keypoints, boxes) is summed at C speed: a finite sum means
+        # every item is finite; anything else is looked at item by item.
+        try:
+            if math.isfinite(sum(v)):
+                return True
+        except (TypeError, OverflowError):
+            pass
+    for x in v:
+        if isinstance(x, (float, dict, list, tuple)) and not _finite(x):
+            return False
+    return True
+
+
+def _first_bad(v, path) -> str | None:
+    """'nan at lrp.poses[3].score' for the first non-finite number (the slow pass, on failure)."""
+    if isinstance(v, float):
+        return None if math.isfinite(v) else f"{v!r} at {_path_text(path)}"
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, (list, tuple)) else ()
+    for k, x in items:
+        found = _first_bad(x, (path, k))
+        if found:
+            return found
+    return None
 
 
 def _path_text(path) -> str:
