@@ -74,14 +74,20 @@ def bare_hotcoco(doc):
         # (summarize() prints from Rust; the accumulated arrays are the result)
 
 
+# Peak RSS of this process: VmHWM starts afresh at exec (ru_maxrss would include the parent's
+# size at fork, which holds the document).
+_PEAK = ("print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0], "
+         "file=__import__('sys').stderr)\n")
+
+
 def child_peak(args: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of `python -c <lrp CLI>` in a fresh process."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from lrp.cli import main\n"
         f"sys.argv = ['lrp'] + {args!r}\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        f"{_PEAK}"
     )
     return _child(code)
 
@@ -160,11 +166,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "doc.json"
         path.write_text(text)
-        base_code = ("import resource, sys, numpy, hotcoco, lrp.evaluate\n"
-                     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
-        load_code = ("import resource, sys, numpy, hotcoco, lrp.evaluate\nfrom lrp.document import load_document\n"
-                     f"doc = load_document({str(path)!r})\n"
-                     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+        base_code = "import numpy, hotcoco, pycocotools.cocoeval, lrp.cli, lrp.evaluate, lrp.bucket\n" + _PEAK
+        load_code = (base_code.splitlines()[0] + "\nfrom lrp.document import load_document\n"
+                     f"doc = load_document({str(path)!r})\n" + _PEAK)
         _, base = _child(base_code)
         _, loaded = _child(load_code)
         t_cli, peak = child_peak(["evaluate", "-q", "--format", "json", str(path)])

@@ -124,7 +124,8 @@ def bucket_document(
     coco_gt = ce.gt_coco(doc, name, engine)
     for task in tasks:
         E = ce.run_cocoeval(
-            doc, task, name=name, area_ranges=ranges, area_labels=labels, sizes=sizes, oracle=oracle, coco_gt=coco_gt
+            doc, task, name=name, area_ranges=ranges, area_labels=labels, sizes=sizes, oracle=oracle, coco_gt=coco_gt,
+            keep_per_image=draws is not None,
         )
         run.metrics[task] = per_bucket(E)
         if draws is not None:

@@ -305,12 +305,14 @@ def run_cocoeval(
     engine: str | None = None,
     results: list[dict] | None = None,
     img_ids: Sequence[int] | None = None,
+    keep_per_image: bool = False,
 ) -> engines.TaskEval | None:
     """Evaluate and accumulate one task of one document (person category) on an engine.
 
     Returns a TaskEval whose `eval` is pycocotools' accumulate output and, with the standard
     ranges, `stats` its summary. `results` replaces the document's own; `img_ids` evaluates only
-    those images (as on a document restricted to them). Without results, returns None.
+    those images (as on a document restricted to them); `keep_per_image` is needed for
+    `bootstrap_evals` (on hotcoco with a size frame). Without results, returns None.
     """
     results = task_results(doc, task, oracle) if results is None else results
     if not results:
@@ -329,7 +331,7 @@ def run_cocoeval(
     if coco_gt.engine == "pycocotools":
         E = engines.run_pycocotools(coco_gt.coco, results, task, **kwargs)
     else:
-        E = engines.run_hotcoco(doc, coco_gt.coco, results, task, **kwargs)
+        E = engines.run_hotcoco(doc, coco_gt.coco, results, task, keep_per_image=keep_per_image, **kwargs)
     if area_ranges is None and E.stats is None:
         import numpy as np
 

@@ -20,13 +20,13 @@ hotcoco has no such hook, so the rule is expressed in its data instead:
 - boxes and masks: IoU never reads `area`, so the ground truth simply carries its size-frame
   area and each result its area times the image's frame factor (the same product pycocotools'
   hook computes); the area ranges are the usual ones.
-- keypoints: OKS divides by the ground truth's own `area`, which must stay. Every area range
-  becomes a category of its own: a copy of each person whose size-frame area is outside the range
-  has `num_keypoints` 0 (pycocotools' own ignore flag for keypoints, which OKS does not read),
-  and a copy of each pose carries as `area` a code, in or out of the range, tested against one
-  range that holds every real area. Per image and category this is exactly what `evaluateImg`
-  does per image and range: the same OKS, the same ignored people, the same ignored unmatched
-  poses; accumulation is per category as it is per range.
+- keypoints: OKS divides by the ground truth's own `area`, which must stay. So each area range
+  is one hotcoco run with one range that holds every real area: a person whose size-frame area
+  is outside the range has `num_keypoints` 0 for that run (pycocotools' own ignore flag for
+  keypoints, which OKS does not read), and each pose carries as `area` a code, in (0) or out
+  (inf) of the range. Per image this is exactly what `evaluateImg` does for that range: the
+  same OKS, the same ignored people, the same ignored unmatched poses; the runs' accumulations
+  are pycocotools' per range, stacked on its area axis.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 ENGINES = ("hotcoco", "pycocotools")
 DEFAULT_ENGINE = "hotcoco"
-
-_KEYPOINT_GT_KEYS = ("image_id", "iscrowd", "bbox", "area", "keypoints")
 
 # One range that holds every real area, for the per-range categories of keypoints on hotcoco.
 _WIDE = 1e300
@@ -91,16 +89,16 @@ def default_params(task: str) -> EvalParams:
 
 
 @dataclass
-class _Cell:
-    """The detections of one (category, area range) over all images, image by image in order."""
+class _Dets:
+    """The detections of one category over all images, image by image in order.
+
+    pycocotools' evalImgs of one image hold the same detections in the same order for every
+    area range (only what is matched or ignored differs), so this layout is shared by them.
+    """
 
     score: "np.ndarray"  # (N,) as in evalImgs: sorted by score within each image
-    matched: "np.ndarray"  # (T, N) bool: dtMatches != 0
-    ignored: "np.ndarray"  # (T, N) bool: dtIgnore
     image: "np.ndarray"  # (N,) image index
     rank: "np.ndarray"  # (N,) position within its image
-    npig: "np.ndarray"  # (I,) people not ignored, per image
-    present: "np.ndarray"  # (I,) bool: pycocotools has an evalImg (not None) for this image
     _layouts: dict = field(default_factory=dict, repr=False)
 
     def layout(self, max_det: int, n_images: int):
@@ -116,48 +114,84 @@ class _Cell:
 
 
 @dataclass
+class _Cell:
+    """One (category, area range): what each detection of `_Dets` is, and the people per image."""
+
+    matched: "np.ndarray"  # (T, N) bool: dtMatches != 0
+    ignored: "np.ndarray"  # (T, N) bool: dtIgnore
+    npig: "np.ndarray"  # (I,) people not ignored, per image
+    present: "np.ndarray"  # (I,) bool: pycocotools has an evalImg (not None) for this image
+
+
+@dataclass
 class PerImage:
-    """pycocotools' `evalImgs` as arrays: cells[k][a] for category k and area range a."""
+    """pycocotools' `evalImgs` as arrays: dets[k] and cells[k][a] for category k, area range a."""
 
     n_images: int
     n_iou: int
+    dets: list
     cells: list
+
+
+def _rows(blocks: list, n_iou: int, dtype) -> "np.ndarray":
+    """(T, N) from per-image (T, D) blocks, as arrays (pycocotools) or lists of rows (hotcoco)."""
+    import numpy as np
+    from itertools import chain
+
+    if not blocks:
+        return np.zeros((n_iou, 0), dtype=dtype)
+    if isinstance(blocks[0], np.ndarray):
+        return np.concatenate([np.asarray(b).reshape(n_iou, -1) for b in blocks], axis=1).astype(dtype)
+    return np.array([list(chain.from_iterable(b[t] for b in blocks)) for t in range(n_iou)], dtype=np.float64).astype(dtype)
 
 
 def per_image_from_evalimgs(entries, n_cat: int, n_area: int, n_img: int, n_iou: int) -> PerImage:
     """Arrays from evalImgs dicts, given as (k, a, i, dict) for category k, area range a, image i."""
-    import numpy as np
-
     parts = [[[] for _ in range(n_area)] for _ in range(n_cat)]
     for k, a, i, e in entries:
         if e is not None:
             parts[k][a].append((i, e))
-    cells = []
+    dets, cells = [], []
     for k in range(n_cat):
-        row = []
+        layout, row = None, []
         for a in range(n_area):
-            items = sorted(parts[k][a], key=lambda t: t[0])
-            npig = np.zeros(n_img, dtype=np.int64)
-            present = np.zeros(n_img, dtype=bool)
-            scores, matched, ignored, image, rank = [], [], [], [], []
-            for i, e in items:
-                present[i] = True
-                npig[i] = int(np.count_nonzero(np.asarray(e["gtIgnore"], dtype=bool) == 0))
-                d = len(e["dtScores"])
-                if d == 0:
-                    continue
-                scores.append(np.asarray(e["dtScores"], dtype=np.float64))
-                matched.append(np.asarray(e["dtMatches"], dtype=np.float64).reshape(n_iou, d) != 0)
-                ignored.append(np.asarray(e["dtIgnore"], dtype=bool).reshape(n_iou, d))
-                image.append(np.full(d, i, dtype=np.int64))
-                rank.append(np.arange(d))
-            cat = lambda xs, shape: np.concatenate(xs, axis=-1) if xs else np.zeros(shape)  # noqa: E731
-            row.append(_Cell(
-                cat(scores, (0,)), cat(matched, (n_iou, 0)).astype(bool), cat(ignored, (n_iou, 0)).astype(bool),
-                cat(image, (0,)).astype(np.int64), cat(rank, (0,)).astype(np.int64), npig, present,
-            ))
+            layout, cell = cell_from_evalimgs(parts[k][a], n_img, n_iou, layout)
+            row.append(cell)
+        dets.append(layout)
         cells.append(row)
-    return PerImage(n_img, n_iou, cells)
+    return PerImage(n_img, n_iou, dets, cells)
+
+
+def cell_from_evalimgs(items, n_img: int, n_iou: int, layout: "_Dets | None" = None) -> tuple["_Dets", "_Cell"]:
+    """One (category, area range) from its (image index, evalImg) pairs; checks `layout` if given.
+
+    An image without an entry (not evaluated, or None) holds nothing here: no people, no
+    detections.
+    """
+    import numpy as np
+    from itertools import chain
+
+    items = sorted(items, key=lambda t: t[0])
+    images = np.array([i for i, _ in items], dtype=np.int64)
+    lengths = np.array([len(e["dtScores"]) for _, e in items], dtype=np.int64)
+    scores = np.fromiter(chain.from_iterable(e["dtScores"] for _, e in items), dtype=np.float64, count=int(lengths.sum()))
+    with_dets = [e for _, e in items if len(e["dtScores"])]
+    present = np.zeros(n_img, dtype=bool)
+    present[images] = True
+    npig = np.zeros(n_img, dtype=np.int64)
+    npig[images] = [len(e["gtIgnore"]) - int(np.count_nonzero(e["gtIgnore"])) for _, e in items]
+    image = np.repeat(images, lengths)
+    if layout is None:
+        starts = np.cumsum(lengths) - lengths
+        layout = _Dets(scores, image, np.arange(len(image)) - np.repeat(starts, lengths))
+    elif not (np.array_equal(layout.image, image) and np.array_equal(layout.score, scores)):
+        raise AssertionError("evalImgs hold different detections for two area ranges of one image")
+    cell = _Cell(
+        _rows([e["dtMatches"] for e in with_dets], n_iou, np.float64) != 0,
+        _rows([e["dtIgnore"] for e in with_dets], n_iou, bool),
+        npig, present,
+    )
+    return layout, cell
 
 
 def accumulate_draw(per: PerImage, params: EvalParams, draw: "np.ndarray", max_dets: Sequence[int]) -> dict:
@@ -166,6 +200,7 @@ def accumulate_draw(per: PerImage, params: EvalParams, draw: "np.ndarray", max_d
     The same operations in the same order as `COCOeval.accumulate` on the evalImgs of those
     images, so the numbers are the same bits: detections concatenated image by image in draw
     order, a stable sort by score, cumulative sums, the precision envelope, recall thresholds.
+    The sort is done once per category and maxDets and serves every area range.
     """
     import numpy as np
 
@@ -176,49 +211,47 @@ def accumulate_draw(per: PerImage, params: EvalParams, draw: "np.ndarray", max_d
     recall = -np.ones((T, K, A, M))
     rec_thrs = np.asarray(params.recThrs)
     eps = np.spacing(1)
-    for k, row in enumerate(per.cells):
-        for a, cell in enumerate(row):
-            if not cell.present[draw].any():
+    for k, (dets, row) in enumerate(zip(per.dets, per.cells)):
+        npigs = [int(cell.npig[draw].sum()) if cell.present[draw].any() else 0 for cell in row]
+        if not any(npigs):
+            continue
+        previous = None
+        for m, max_det in enumerate(max_dets):
+            kept, counts, starts = dets.layout(max_det, per.n_images)
+            if previous is not None and len(kept) == len(previous):
+                # No image has more detections than the smaller maxDets: the same numbers.
+                precision[:, :, k, :, m] = precision[:, :, k, :, m - 1]
+                recall[:, k, :, m] = recall[:, k, :, m - 1]
                 continue
-            npig = int(cell.npig[draw].sum())
-            if npig == 0:
-                continue
-            previous = None
-            for m, max_det in enumerate(max_dets):
-                kept, counts, starts = cell.layout(max_det, per.n_images)
-                if previous is not None and len(kept) == len(previous):
-                    # No image has more detections than the smaller maxDets: the same numbers.
-                    precision[:, :, k, a, m] = precision[:, :, k, a, m - 1]
-                    recall[:, k, a, m] = recall[:, k, a, m - 1]
+            previous = kept
+            lengths = counts[draw]
+            total = int(lengths.sum())
+            # Positions of the drawn images' blocks, one after the other, in draw order.
+            offsets = np.repeat(starts[draw] - (np.cumsum(lengths) - lengths), lengths)
+            idx = kept[offsets + np.arange(total)]
+            idx = idx[np.argsort(-dets.score[idx], kind="mergesort")]
+            nd = len(idx)
+            for a, (cell, npig) in enumerate(zip(row, npigs)):
+                if npig == 0:
                     continue
-                previous = kept
-                lengths = counts[draw]
-                total = int(lengths.sum())
-                # Positions of the drawn images' blocks, one after the other, in draw order.
-                offsets = np.repeat(starts[draw] - (np.cumsum(lengths) - lengths), lengths)
-                idx = kept[offsets + np.arange(total)]
-                scores = cell.score[idx]
-                order = np.argsort(-scores, kind="mergesort")
-                idx = idx[order]
                 dtm = cell.matched[:, idx]
                 dtig = cell.ignored[:, idx]
                 tps = np.logical_and(dtm, np.logical_not(dtig))
                 fps = np.logical_and(np.logical_not(dtm), np.logical_not(dtig))
-                tp_sum = np.cumsum(tps, axis=1).astype(dtype=float)
-                fp_sum = np.cumsum(fps, axis=1).astype(dtype=float)
-                for t in range(T):
-                    tp, fp = tp_sum[t], fp_sum[t]
-                    nd = len(tp)
-                    rc = tp / npig
-                    pr = tp / (fp + tp + eps)
-                    recall[t, k, a, m] = rc[-1] if nd else 0
+                tp = np.cumsum(tps, axis=1).astype(dtype=float)
+                fp = np.cumsum(fps, axis=1).astype(dtype=float)
+                rc = tp / npig
+                pr = tp / (fp + tp + eps)
+                recall[:, k, a, m] = rc[:, -1] if nd else 0
+                q = np.zeros((T, R))
+                if nd:
                     # The envelope pycocotools builds right to left, as a running maximum.
-                    pr = np.maximum.accumulate(pr[::-1])[::-1] if nd else pr
-                    inds = np.searchsorted(rc, rec_thrs, side="left")
-                    q = np.zeros(R)
-                    ok = inds < nd
-                    q[ok] = pr[inds[ok]]
-                    precision[t, :, k, a, m] = q
+                    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+                    for t in range(T):
+                        inds = np.searchsorted(rc[t], rec_thrs, side="left")
+                        ok = inds < nd
+                        q[t, ok] = pr[t, inds[ok]]
+                precision[:, :, k, a, m] = q
     p = copy.copy(params)
     p.maxDets = list(max_dets)
     return {"params": p, "precision": precision, "recall": recall}
@@ -291,93 +324,127 @@ def hotcoco_gt(dataset: dict):
     return hotcoco.COCO({k: dataset[k] for k in ("images", "annotations", "categories")})
 
 
-def run_hotcoco(dataset, coco_gt, results, task, *, cat_id, area_ranges, area_labels, sizes, img_ids=None) -> TaskEval:
-    """Evaluate with hotcoco; `coco_gt` is the plain GT (shared between tasks), `dataset` the doc."""
-    import hotcoco
+def run_hotcoco(
+    dataset, coco_gt, results, task, *, cat_id, area_ranges, area_labels, sizes, img_ids=None, keep_per_image=False
+) -> TaskEval:
+    """Evaluate with hotcoco; `coco_gt` is the plain GT (shared between tasks), `dataset` the doc.
+
+    With a size frame, `coco_gt` is changed for the evaluation (areas, or `num_keypoints` per
+    range) and restored afterwards, so that no second copy of the ground truth is built.
+    `keep_per_image` keeps what the bootstrap needs (read now where several runs are made).
+    """
     import numpy as np
 
     base = default_params(task)
     ranges = [list(r) for r in area_ranges] if area_ranges is not None else base.areaRng
     labels = list(area_labels) if area_ranges is not None else base.areaRngLbl
     ids = sorted(img_ids) if img_ids is not None else sorted(img["id"] for img in dataset["images"])
-    per_range_categories = sizes is not None and task == "keypoints"
-    if per_range_categories:
-        gt, dt, cat_ids = _keypoints_by_range(dataset, results, cat_id, ranges, sizes)
-        eval_ranges, eval_labels = [[-_WIDE, _WIDE]], ["all"]
-    else:
-        gt = coco_gt
-        if sizes is not None:  # boxes, masks: areas only decide size groups
-            gt = hotcoco_gt(dataset)
-            gt_ids = np.array([a["id"] for a in dataset["annotations"]], dtype=np.int64)
-            gt.update_anns(ids=gt_ids, area=np.array([sizes.gt_area[i] for i in gt_ids.tolist()], dtype=np.float64))
-        dt = gt.load_res(results)
-        if sizes is not None:
-            anns = dt.anns
-            dt_ids = np.array(sorted(anns), dtype=np.int64)
-            area = np.array([anns[i]["area"] * sizes.det_factor[anns[i]["image_id"]] for i in dt_ids.tolist()], dtype=np.float64)
-            dt.update_anns(ids=dt_ids, area=area)
-        cat_ids = [cat_id]
-        eval_ranges, eval_labels = ranges, labels
-    E = hotcoco.COCOeval(gt, dt, task)
-    E.params.cat_ids = cat_ids
-    E.params.img_ids = ids
-    E.params.area_rng = eval_ranges
-    E.params.area_rng_lbl = eval_labels
-    E.evaluate()
-    E.accumulate()
-    precision, recall = E.eval["precision"], E.eval["recall"]
-    if per_range_categories:  # category k is area range k: back to one category, A ranges
-        precision = np.ascontiguousarray(precision.transpose(0, 1, 3, 2, 4))
-        recall = np.ascontiguousarray(recall.transpose(0, 2, 1, 3))
-    params = EvalParams(task, ids, [cat_id], base.iouThrs, base.recThrs, base.maxDets, ranges, labels)
-    n_area, n_img = len(ranges), len(ids)
+    dt = coco_gt.load_res(results)
     index = {iid: i for i, iid in enumerate(ids)}
-    range_index = {tuple(r): a for a, r in enumerate(eval_ranges)}
-    cat_index = {c: k for k, c in enumerate(cat_ids)}
-
-    def locate(e):
-        a = cat_index[e["category_id"]] if per_range_categories else range_index[tuple(e["aRng"])]
-        return 0, a, index[e["image_id"]], e
+    n_iou = len(base.iouThrs)
+    if sizes is not None and task == "keypoints":
+        evals, layout, cells = [], None, []
+        for E in _keypoints_by_range(dataset, coco_gt, dt, results, task, cat_id, ids, ranges, sizes):
+            evals.append(E.eval)
+            if keep_per_image:
+                items = [(index[e["image_id"]], e) for e in E.eval_imgs if e is not None]
+                layout, cell = cell_from_evalimgs(items, len(ids), n_iou, layout)
+                cells.append(cell)
+            del E  # an evaluator alive would make the next update copy the whole ground truth
+        # Run r evaluated range r as its one range: stack them as pycocotools' area axis.
+        precision = np.concatenate([ev["precision"] for ev in evals], axis=3)
+        recall = np.concatenate([ev["recall"] for ev in evals], axis=2)
+        per = PerImage(len(ids), n_iou, [layout], [cells]) if keep_per_image else None
+        runs = None
+    else:
+        restore = _size_areas(dataset, coco_gt, dt, results, task, sizes) if sizes is not None else None
+        try:
+            runs = [_evaluate(coco_gt, dt, task, cat_id, ids, ranges, labels)]
+        finally:
+            if restore is not None:
+                restore()
+        precision, recall = runs[0].eval["precision"], runs[0].eval["recall"]
+    params = EvalParams(task, ids, [cat_id], base.iouThrs, base.recThrs, base.maxDets, ranges, labels)
 
     def per_image():
-        entries = (locate(e) for e in E.eval_imgs if e is not None)
-        return per_image_from_evalimgs(entries, 1, n_area, n_img, len(base.iouThrs))
+        if runs is None:
+            if per is None:
+                raise RuntimeError("per-image results of a size-frame keypoint run need keep_per_image=True")
+            return per
+        range_index = {tuple(r): a for a, r in enumerate(ranges)}
+        entries = ((0, range_index[tuple(e["aRng"])], index[e["image_id"]], e) for e in runs[0].eval_imgs if e is not None)
+        return per_image_from_evalimgs(entries, 1, len(ranges), len(ids), n_iou)
 
     ev = {"params": params, "precision": precision, "recall": recall}
     return TaskEval(task, "hotcoco", params, ev, None, per_image)
 
 
-def _keypoints_by_range(dataset, results, cat_id, ranges, sizes):
-    """hotcoco inputs with one category per area range (see the module docstring)."""
+def _evaluate(gt, dt, task, cat_id, img_ids, ranges, labels):
+    import hotcoco
+
+    E = hotcoco.COCOeval(gt, dt, task)
+    E.params.cat_ids = [cat_id]
+    E.params.img_ids = img_ids
+    E.params.area_rng = ranges
+    E.params.area_rng_lbl = labels
+    E.evaluate()
+    E.accumulate()
+    return E
+
+
+def _size_areas(dataset, gt, dt, results, task, sizes):
+    """Boxes, masks: IoU never reads `area`, so people carry their size-frame area and results
+    their own times the frame factor. Returns the function that puts the GT areas back."""
     import numpy as np
 
+    gt_ids = np.array([a["id"] for a in dataset["annotations"]], dtype=np.int64)
+    own = np.array([a["area"] for a in dataset["annotations"]], dtype=np.float64)
+    gt.update_anns(ids=gt_ids, area=np.array([sizes.gt_area[i] for i in gt_ids.tolist()], dtype=np.float64))
+    if task == "bbox":  # loadRes' area of a box result: w * h
+        area = np.array([r["bbox"][2] * r["bbox"][3] for r in results], dtype=np.float64)
+        dt_ids = np.arange(1, len(results) + 1, dtype=np.int64)
+    else:  # of a mask: its pixel count, as the engine decoded it
+        anns = dt.anns
+        dt_ids = np.array(sorted(anns), dtype=np.int64)
+        area = np.array([anns[i]["area"] for i in dt_ids.tolist()], dtype=np.float64)
+    factor = np.array([sizes.det_factor[r["image_id"]] for r in results], dtype=np.float64)
+    dt.update_anns(ids=dt_ids, area=area * factor)
+    return lambda: gt.update_anns(ids=gt_ids, area=own)
+
+
+def _keypoints_by_range(dataset, gt, dt, results, task, cat_id, img_ids, ranges, sizes):
+    """Yield one hotcoco run per area range (see the module docstring); `gt` is restored after."""
+    import numpy as np
+
+    from lrp.errors import LrpError
+
     people = [a for a in dataset["annotations"] if a.get("category_id") == cat_id]
-    # Only what keypoint evaluation reads (no masks: OKS never looks at them).
-    slim = [{k: a[k] for k in _KEYPOINT_GT_KEYS if k in a} for a in people]
-    anns = []
-    for r, (lo, hi) in enumerate(ranges):
-        for a, b in zip(people, slim):
-            s = sizes.gt_area[a["id"]]
-            outside = s < lo or s > hi
-            anns.append({**b, "id": len(anns) + 1, "category_id": r + 1, "num_keypoints": 0 if outside else a["num_keypoints"]})
-    cats = [{"id": r + 1, "name": f"range {r}"} for r in range(len(ranges))]
-    gt = hotcoco_gt({"images": dataset["images"], "annotations": anns, "categories": cats})
-    # pycocotools' loadRes area of a pose: the box around its keypoints.
+    for a in people:
+        if not -_WIDE <= a["area"] <= _WIDE:
+            raise LrpError(f"annotation {a['id']}: area {a['area']!r} is not a finite number")
+    ann_ids = [a["id"] for a in people]
+    own = np.array([a["num_keypoints"] for a in people], dtype=np.int64)
+    size = np.array([sizes.gt_area[i] for i in ann_ids], dtype=np.float64)
+    # pycocotools' loadRes area of a pose: the box around its keypoints; then the frame factor.
     kp = np.array([r["keypoints"] for r in results], dtype=np.float64).reshape(len(results), -1)
     x, y = kp[:, 0::3], kp[:, 1::3]
     area = (x.max(axis=1) - x.min(axis=1)) * (y.max(axis=1) - y.min(axis=1))
-    factor = np.array([sizes.det_factor[r["image_id"]] for r in results], dtype=np.float64)
-    sized = [float(v) for v in (area * factor)]
-    dts, codes = [], []
-    for r, (lo, hi) in enumerate(ranges):
-        for d, s in zip(results, sized):
-            dts.append({"image_id": d["image_id"], "category_id": r + 1, "keypoints": d["keypoints"], "score": d["score"]})
-            codes.append(np.inf if (s < lo or s > hi) else 0.0)
-    dt = gt.load_res(dts)
-    dt.update_anns(ids=np.arange(1, len(dts) + 1, dtype=np.int64), area=np.array(codes, dtype=np.float64))
-    for a in people:
-        if not -_WIDE <= a["area"] <= _WIDE:
-            from lrp.errors import LrpError
+    sized = area * np.array([sizes.det_factor[r["image_id"]] for r in results], dtype=np.float64)
+    dt_ids = np.arange(1, len(results) + 1, dtype=np.int64)
+    current = own.copy()
 
-            raise LrpError(f"annotation {a['id']}: area {a['area']!r} is not a finite number")
-    return gt, dt, [r + 1 for r in range(len(ranges))]
+    def set_num_keypoints(want):
+        changed = np.flatnonzero(want != current)
+        if len(changed):
+            gt.update_anns([{"id": ann_ids[j], "num_keypoints": int(want[j])} for j in changed.tolist()])
+            current[changed] = want[changed]
+
+    try:
+        for lo, hi in ranges:
+            # Outside the range: num_keypoints 0, pycocotools' ignore flag for keypoints.
+            set_num_keypoints(np.where((size < lo) | (size > hi), 0, own))
+            # A pose's area only decides whether, unmatched, it is ignored: in or out of the range.
+            dt.update_anns(ids=dt_ids, area=np.where((sized < lo) | (sized > hi), np.inf, 0.0))
+            yield _evaluate(gt, dt, task, cat_id, img_ids, [[-_WIDE, _WIDE]], ["all"])
+    finally:
+        set_num_keypoints(own)

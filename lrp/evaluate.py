@@ -131,7 +131,7 @@ def evaluate_document(
     )
     coco_gt = ce.gt_coco(doc, name, engine)
     for task in tasks:
-        E = ce.run_cocoeval(doc, task, name=name, sizes=sizes, oracle=oracle, coco_gt=coco_gt)
+        E = ce.run_cocoeval(doc, task, name=name, sizes=sizes, oracle=oracle, coco_gt=coco_gt, keep_per_image=bool(bootstrap))
         names = [m.name for m in ce.METRICS[task]]
         ev.metrics[task] = {n: float(v) for n, v in zip(names, E.stats)}
         if bootstrap:

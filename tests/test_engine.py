@@ -228,7 +228,7 @@ def test_identity_draw_is_pycocotools_accumulate_with_sizes_and_buckets(val4, en
     ranges = bk.area_ranges(bk.default_edges(0.25))
     identity = np.arange(len(val4["images"]))[None, :]
     for task in ("bbox", "keypoints"):
-        E = ce.run_cocoeval(val4, task, sizes=sizes, area_ranges=ranges, engine=engine)
+        E = ce.run_cocoeval(val4, task, sizes=sizes, area_ranges=ranges, engine=engine, keep_per_image=True)
         (result,) = ce.bootstrap_evals(E, 1, None, draws=identity)
         for key in ("precision", "recall"):
             assert np.array_equal(result[key], E.eval[key]), (task, key)

@@ -80,3 +80,12 @@ def test_values_orjson_cannot_write_go_through_the_stdlib():
 def test_huge_finite_numbers_are_checked_item_by_item():
     value = [1e308, 1e308, [1e308]]
     assert jsonio.dumps(value) and json.loads(jsonio.dumps(value)) == value  # the sum overflows, the items do not
+
+
+def test_long_integers_are_found_but_long_fractions_are_not():
+    assert jsonio._has_long_integer(b'{"id": 1234567890123456789}')
+    assert jsonio._has_long_integer(b'[-12345678901234567890123]')
+    assert not jsonio._has_long_integer(b'[0.00012345678901234567, 1.2345678901234567e-05]')
+    assert not jsonio._has_long_integer(b'[12345678901234567890.5, 12345678901234567890e3, 123456789012345678]')
+    text = '[0.00012345678901234567, 12345678901234567890123]'
+    assert parse_json(text, "x") == json.loads(text) and isinstance(parse_json(text, "x")[1], int)
