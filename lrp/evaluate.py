@@ -225,7 +225,7 @@ def check_bars(evaluations: list[Evaluation], bars: list[Bar]) -> None:
 # Output
 
 
-def settings_of(evaluations: list[Evaluation]) -> dict:
+def settings_of(evaluations: list[Evaluation], engine: str = ce.DEFAULT_ENGINE) -> dict:
     """The pycocotools settings used (for stderr and the JSON output)."""
     from pycocotools.cocoeval import Params
 
@@ -241,6 +241,7 @@ def settings_of(evaluations: list[Evaluation]) -> dict:
         }
     size_from = {ev.size_from for ev in evaluations}
     out["size_from"] = size_from.pop() if len(size_from) == 1 else None
+    out["engine"] = engine
     return out
 
 
@@ -250,7 +251,8 @@ def _settings_line(settings: dict) -> str:
         areas = " ".join(f"{k}=[{v[0]:g},{v[1]:g}]" for k, v in s["areaRng"].items())
         parts.append(f"{task}: maxDets={s['maxDets']} {areas}")
     frame = settings["size_from"] or "each document's own frame"
-    return "settings: person only; " + "; ".join(parts) + f"; size groups from {frame}"
+    engine = settings.get("engine", ce.DEFAULT_ENGINE)
+    return f"settings: engine {engine}; person only; " + "; ".join(parts) + f"; size groups from {frame}"
 
 
 def print_provenance(evaluations: list[Evaluation], settings: dict) -> None:
@@ -418,7 +420,7 @@ def command(
     for ev in evaluations:  # a bar naming absent results is a usage error, before any output
         for bar in bars:
             bar_task(ev, bar)
-    settings = settings_of(evaluations)
+    settings = settings_of(evaluations, engine)
     if bootstrap:
         settings["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 0.95, "over": "images"}
     if not quiet:

@@ -249,3 +249,30 @@ def test_accumulate_draw_with_ties_and_empty_images():
         plain.accumulate()
     for key in ("precision", "recall"):
         assert np.array_equal(result[key], plain.eval[key]), key
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+
+
+@pytest.mark.realdata
+def test_cli_engine_option(runner, tmp_path, val4):
+    from tests.conftest import load_json, run_lrp
+    from tests.test_evaluate import write
+
+    lr4 = rescaled(val4, 0.25)
+    paths = [write(tmp_path, "val4.json", val4), write(tmp_path, "lr4.json", lr4)]
+    outputs = {}
+    for engine in engines.ENGINES:
+        ev = run_lrp(runner, ["evaluate", "--format", "json", "--engine", engine, "--size-from", paths[1], paths[0]])
+        assert ev.exit_code == 0, ev.stderr
+        assert f"settings: engine {engine};" in ev.stderr
+        data = load_json(ev.stdout)
+        assert data["settings"]["engine"] == engine
+        bucket = run_lrp(runner, ["bucket", "-q", "--format", "json", "--engine", engine, "--baseline", paths[1], paths[0]])
+        assert bucket.exit_code == 0, bucket.stderr
+        outputs[engine] = (data["documents"][0]["metrics"], load_json(bucket.stdout)["documents"])
+    assert outputs["hotcoco"] == outputs["pycocotools"]
+    for command in (["evaluate", paths[0]], ["bucket", paths[0]], ["mix", paths[0], paths[1]]):
+        bad = run_lrp(runner, [command[0], "--engine", "cocoapi", *command[1:]])
+        assert bad.exit_code == 2 and f"lrp {command[0]}: error: --engine 'cocoapi': expected one of hotcoco, pycocotools" in bad.stderr
