@@ -18,7 +18,7 @@ import typer
 
 from lrp import cocoeval as ce
 from lrp.errors import LrpError, UsageError
-from lrp.evaluate import Bootstrap, Format, Labels, Oracle, Seed, TableOutput
+from lrp.evaluate import Bootstrap, Engine, Format, Labels, Oracle, Seed, TableOutput, check_engine
 from lrp.options import Quiet
 
 BUCKET_TASKS = ("bbox", "keypoints")
@@ -109,6 +109,7 @@ def bucket_document(
     frame_name: str | None = None,
     oracle: bool = False,
     draws=None,
+    engine: str = ce.DEFAULT_ENGINE,
 ) -> BucketRun:
     """Detection and keypoint AP/AR per bucket of size-frame area for one document."""
     from lrp.labels import history_label
@@ -120,10 +121,11 @@ def bucket_document(
     ranges = area_ranges(edges)
     labels = [f"({lo:g}, {hi:g}]" for lo, hi in zip(edges, edges[1:])]
     run = BucketRun(name=name, label=label or history_label(doc["lrp"].get("history", [])))
-    coco_gt = ce.gt_coco(doc, name)
+    coco_gt = ce.gt_coco(doc, name, engine)
     for task in tasks:
         E = ce.run_cocoeval(
-            doc, task, name=name, area_ranges=ranges, area_labels=labels, sizes=sizes, oracle=oracle, coco_gt=coco_gt
+            doc, task, name=name, area_ranges=ranges, area_labels=labels, sizes=sizes, oracle=oracle, coco_gt=coco_gt,
+            keep_per_image=draws is not None,
         )
         run.metrics[task] = per_bucket(E)
         if draws is not None:
@@ -401,6 +403,7 @@ def make_report(
     oracle: bool = False,
     bootstrap: int = 0,
     seed: int = 0,
+    engine: str = ce.DEFAULT_ENGINE,
 ) -> BucketReport:
     """Buckets for every document, sizes from `frame` = (name, document, label)."""
     import numpy as np
@@ -411,7 +414,8 @@ def make_report(
         n_img = len(frame_doc["images"])
         draws = np.random.default_rng(seed).integers(0, n_img, size=(bootstrap, n_img))
     runs = [
-        bucket_document(doc, edges, name=name, label=lbl, frame_doc=frame_doc, frame_name=frame_name, oracle=oracle, draws=draws)
+        bucket_document(doc, edges, name=name, label=lbl, frame_doc=frame_doc, frame_name=frame_name, oracle=oracle, draws=draws,
+                        engine=engine)
         for (name, doc), lbl in zip(named_docs, labels)
     ]
     people, people_kp = people_counts(frame_doc, edges)
@@ -459,6 +463,7 @@ def command(
     oracle: Oracle = False,
     bootstrap: Bootstrap = 0,
     seed: Seed = 0,
+    engine: Engine = ce.DEFAULT_ENGINE,
     output: TableOutput = None,
     quiet: Quiet = False,
 ):
@@ -478,6 +483,7 @@ def command(
     from lrp.tables import check_format, emit
 
     check_format(fmt)
+    check_engine(engine)
     if scale is not None and edges is not None:
         raise UsageError("give --scale or --edges, not both")
     bucket_edges = parse_edges(edges) if edges is not None else None
@@ -503,6 +509,7 @@ def command(
     report = make_report(
         named, labels, baseline_index=0 if baseline is not None else None, frame=(frame_name, frame_doc, frame_label),
         edges=bucket_edges, oracle=oracle, bootstrap=bootstrap, seed=seed,
+        engine=engine,
     )
     if not quiet:
         width = bucket_edges[1] - bucket_edges[0]

@@ -1,7 +1,9 @@
-"""The pycocotools layer shared by `lrp evaluate` and `lrp bucket` (DESIGN.md section 4).
+"""The COCO evaluation layer shared by `lrp evaluate`, `lrp bucket` and `lrp mix` (DESIGN.md 4).
 
-pycocotools is the reference, so we never re-implement matching or accumulation: every number
-comes from a `COCOeval` run on the document's own ground truth and results. What we add:
+pycocotools is the reference: every number is what a `COCOeval` run on the document's own ground
+truth and results gives. The engine that computes it is hotcoco by default (a Rust port, held
+equal to pycocotools by tests) or pycocotools itself (`--engine pycocotools`); see
+lrp/engines.py. What we add:
 
 - person category only, results taken from `lrp.detections` (bbox, segm) and `lrp.poses`
   (keypoints), or the ground truth itself as an oracle (`--oracle`);
@@ -10,22 +12,22 @@ comes from a `COCOeval` run on the document's own ground truth and results. What
   are computed before `evaluateImg`, still use the evaluated frame's own areas;
 - `summarize_range`, pycocotools' own `summarize` formula for any area range, so that buckets
   can be passed all at once as `params.areaRng`;
-- bootstrap resampling of images over pycocotools' own `accumulate`.
+- bootstrap resampling of images: each image evaluated once, its results re-accumulated per
+  replicate exactly as pycocotools' `accumulate` does.
 
 pycocotools prints progress to stdout; it is redirected so that stdout carries only our table.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from lrp import engines
 from lrp.document import person_category_id
-from lrp.errors import LrpError
+from lrp.engines import DEFAULT_ENGINE, ENGINES, quiet_stdout, size_frame_cocoeval_class  # noqa: F401 (re-exported)
+from lrp.errors import LrpError, UsageError
 
 if TYPE_CHECKING:  # numpy is imported where it is used, so that `lrp --help` stays instant
     import numpy as np
@@ -87,13 +89,6 @@ PAPER_COLUMNS = {
 }
 
 
-@contextlib.contextmanager
-def quiet_stdout():
-    """pycocotools prints progress with print(); keep it off our stdout."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
 # --------------------------------------------------------------------------------------------
 # What a document can be evaluated on
 
@@ -130,11 +125,11 @@ def _person_gt(doc: dict) -> list[dict]:
 
 
 def task_results(doc: dict, task: str, oracle: bool = False) -> list[dict]:
-    """A fresh copy of the results list for `task` (loadRes writes ids and areas into it)."""
+    """The results list for `task` (the document's own list: engines copy what they modify)."""
     if oracle:
         return oracle_results(doc, task)
     key = "poses" if task == "keypoints" else "detections"
-    return copy.deepcopy(doc["lrp"].get(key) or [])
+    return doc["lrp"].get(key) or []
 
 
 def oracle_results(doc: dict, task: str) -> list[dict]:
@@ -150,7 +145,7 @@ def oracle_results(doc: dict, task: str) -> list[dict]:
         else:
             r = {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]), "score": 1.0}
             if task == "segm":
-                r["segmentation"] = copy.deepcopy(a["segmentation"])
+                r["segmentation"] = a["segmentation"]  # engines copy what they modify
             out.append(r)
     return out
 
@@ -211,62 +206,33 @@ def _same_ids(kind: str, evaluated: set, frame: set, evaluated_name: str, frame_
     )
 
 
-def _cocoeval_class():
-    from pycocotools.cocoeval import COCOeval
-
-    class SizeFrameCOCOeval(COCOeval):
-        """COCOeval whose area ranges look at areas from another frame.
-
-        `evaluate()` computes every IoU/OKS first (with the evaluated frame's own areas) and
-        only then calls `evaluateImg` per image and area range, the one place where areas
-        decide who is ignored. So we swap the size areas in around that call and back after.
-        """
-
-        sizes: SizeFrame | None = None
-
-        def evaluateImg(self, imgId, catId, aRng, maxDet):
-            if self.sizes is None:
-                return super().evaluateImg(imgId, catId, aRng, maxDet)
-            gts, dts = self._gts[imgId, catId], self._dts[imgId, catId]
-            saved = [(o, o["area"]) for o in (*gts, *dts)]
-            factor = self.sizes.det_factor[imgId]
-            try:
-                for g in gts:
-                    g["area"] = self.sizes.gt_area[g["id"]]
-                for d in dts:
-                    d["area"] = d["area"] * factor
-                return super().evaluateImg(imgId, catId, aRng, maxDet)
-            finally:
-                for o, area in saved:
-                    o["area"] = area
-
-    return SizeFrameCOCOeval
-
-
 # --------------------------------------------------------------------------------------------
 # Running COCOeval
 
 
-def gt_coco(doc: dict, name: str = "document"):
-    """A pycocotools COCO object over a copy of the document's ground truth."""
-    from pycocotools.coco import COCO
+class GroundTruth:
+    """The document's ground truth for one engine, built once and shared by its tasks."""
 
-    # pycocotools reads these from every annotation and would fail with a bare KeyError.
-    for a in doc["annotations"]:
-        for key in ("area", "bbox", "iscrowd"):
-            if key not in a:
-                raise LrpError(f"{name}: annotation {a['id']} has no '{key}'")
-    dataset = {
-        "info": copy.deepcopy(doc.get("info", {})),
-        "images": copy.deepcopy(doc["images"]),
-        "annotations": copy.deepcopy(doc["annotations"]),
-        "categories": copy.deepcopy(doc["categories"]),
-    }
-    coco = COCO()
-    coco.dataset = dataset
-    with quiet_stdout():
-        coco.createIndex()
-    return coco
+    def __init__(self, doc: dict, name: str = "document", engine: str = DEFAULT_ENGINE):
+        if engine not in ENGINES:
+            raise UsageError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        # Both engines read these from every annotation and would fail with a bare KeyError.
+        for a in doc["annotations"]:
+            for key in ("area", "bbox", "iscrowd"):
+                if key not in a:
+                    raise LrpError(f"{name}: annotation {a['id']} has no '{key}'")
+        self.doc, self.name, self.engine = doc, name, engine
+        self._coco = None
+
+    @property
+    def coco(self):
+        if self._coco is None:
+            self._coco = engines.hotcoco_gt(self.doc) if self.engine == "hotcoco" else engines.pycocotools_gt(self.doc)
+        return self._coco
+
+
+def gt_coco(doc: dict, name: str = "document", engine: str = DEFAULT_ENGINE) -> GroundTruth:
+    return GroundTruth(doc, name, engine)
 
 
 def _check_results(results: list[dict], task: str, name: str) -> None:
@@ -294,14 +260,20 @@ def run_cocoeval(
     area_labels: Sequence[str] | None = None,
     sizes: SizeFrame | None = None,
     oracle: bool = False,
-    coco_gt=None,
-):
-    """Evaluate, accumulate (and, with the standard ranges, summarize) one task of one document.
+    coco_gt: GroundTruth | None = None,
+    engine: str | None = None,
+    results: list[dict] | None = None,
+    img_ids: Sequence[int] | None = None,
+    keep_per_image: bool = False,
+) -> engines.TaskEval | None:
+    """Evaluate and accumulate one task of one document (person category) on an engine.
 
-    Returns the COCOeval object; `E.stats` is exactly pycocotools' summary. Without results for
-    the task, returns None.
+    Returns a TaskEval whose `eval` is pycocotools' accumulate output and, with the standard
+    ranges, `stats` its summary. `results` replaces the document's own; `img_ids` evaluates only
+    those images (as on a document restricted to them); `keep_per_image` is needed for
+    `bootstrap_evals` (on hotcoco with a size frame). Without results, returns None.
     """
-    results = task_results(doc, task, oracle)
+    results = task_results(doc, task, oracle) if results is None else results
     if not results:
         return None
     _check_results(results, task, name)
@@ -309,20 +281,21 @@ def run_cocoeval(
         for a in _person_gt(doc):
             if "num_keypoints" not in a or "keypoints" not in a:
                 raise LrpError(f"{name}: annotation {a['id']} has no 'num_keypoints'/'keypoints' (needed to evaluate poses)")
-    coco_gt = coco_gt if coco_gt is not None else gt_coco(doc, name)
-    cls = _cocoeval_class()
-    with quiet_stdout():
-        coco_dt = coco_gt.loadRes(results)
-        E = cls(coco_gt, coco_dt, task)
-        E.sizes = sizes
-        E.params.catIds = [person_category_id(doc)]
-        if area_ranges is not None:
-            E.params.areaRng = [list(r) for r in area_ranges]
-            E.params.areaRngLbl = list(area_labels) if area_labels is not None else [str(i) for i in range(len(area_ranges))]
-        E.evaluate()
-        E.accumulate()
-        if area_ranges is None:
-            E.summarize()
+    if coco_gt is None or (engine is not None and coco_gt.engine != engine):
+        coco_gt = GroundTruth(doc, name, engine or DEFAULT_ENGINE)
+    if area_ranges is not None and area_labels is None:
+        area_labels = [str(i) for i in range(len(area_ranges))]
+    cat = person_category_id(doc)
+    kwargs = dict(cat_id=cat, area_ranges=area_ranges, area_labels=area_labels, sizes=sizes, img_ids=img_ids)
+    if coco_gt.engine == "pycocotools":
+        E = engines.run_pycocotools(coco_gt.coco, results, task, **kwargs)
+    else:
+        E = engines.run_hotcoco(doc, coco_gt.coco, results, task, keep_per_image=keep_per_image, **kwargs)
+    if area_ranges is None and E.stats is None:
+        import numpy as np
+
+        # pycocotools' summarize formula (a test holds it equal to COCOeval's own `stats`).
+        E.stats = np.array(list(metric_values(E, task).values()))
     return E
 
 
@@ -370,34 +343,16 @@ def main_max_dets(E) -> int:
 def bootstrap_evals(E, n: int, rng: np.random.Generator | None, draws: np.ndarray | None = None, max_dets: int | None = None):
     """Yield `E.eval`-like results for `n` resamplings (with replacement) of the images.
 
-    Uses pycocotools' own `accumulate` over a re-ordered copy of the per-image results, so each
-    replicate is what COCOeval would say on a dataset made of the drawn images. `draws` (n x I
-    indices into the sorted image ids) lets several documents share the same resamplings
-    (a paired bootstrap for percentage changes). `max_dets` accumulates only that maxDets, which
-    is all that per-bucket AP/AR need (3x less work for boxes).
+    Every image is evaluated once (E's per-image results); each replicate re-accumulates the
+    drawn images' results in draw order, exactly as pycocotools' `accumulate` would on a dataset
+    made of the drawn images (tests/test_engine.py checks both). `draws` (n x I indices into the
+    sorted image ids) lets several documents share the same resamplings (a paired bootstrap for
+    percentage changes). `max_dets` accumulates only that maxDets, which is all that per-bucket
+    AP/AR need.
     """
-    p = E._paramsEval
-    img_ids = list(p.imgIds)
-    n_img = len(img_ids)
-    n_cat = len(p.catIds) if p.useCats else 1
-    n_area = len(p.areaRng)
+    per = E.per_image()
     if draws is None:
-        draws = rng.integers(0, n_img, size=(n, n_img))
-    saved_imgs, saved_pe, saved_params, saved_eval = E.evalImgs, E._paramsEval, E.params, E.eval
-    try:
-        for draw in draws:
-            order = [k * n_area * n_img + a * n_img + i for k in range(n_cat) for a in range(n_area) for i in draw]
-            pe = copy.copy(saved_pe)
-            pe.imgIds = [img_ids[i] for i in draw]
-            params = copy.copy(saved_params)
-            params.imgIds = pe.imgIds
-            params.catIds = list(saved_params.catIds)
-            if max_dets is not None:
-                params.maxDets = [max_dets]
-            E.evalImgs = [saved_imgs[j] for j in order]
-            E._paramsEval = pe
-            with quiet_stdout():
-                E.accumulate(params)
-            yield E.eval
-    finally:
-        E.evalImgs, E._paramsEval, E.params, E.eval = saved_imgs, saved_pe, saved_params, saved_eval
+        draws = rng.integers(0, per.n_images, size=(n, per.n_images))
+    keep = [max_dets] if max_dets is not None else list(E.params.maxDets)
+    for draw in draws:
+        yield engines.accumulate_draw(per, E.params, draw, keep)

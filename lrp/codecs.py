@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrp.topdown import (
+from lrp.heatmaps import (
     apply_affine,
     argmax_heatmaps,
     blur_kernel_for,

@@ -44,7 +44,7 @@ def crowdpose_gt(doc: dict):
     """A pycocotools COCO of the ground truth whose person areas are CrowdPose's box scale."""
     from pycocotools.coco import COCO
 
-    from lrp.cocoeval import quiet_stdout
+    from lrp.engines import quiet_stdout
 
     anns = []
     for a in doc["annotations"]:
@@ -64,7 +64,7 @@ def _evaluate(gt, dt, image_ids):
     from pycocotools.cocoeval import COCOeval
 
     from lrp.keypoints import CROWDPOSE_14
-    from lrp.cocoeval import quiet_stdout
+    from lrp.engines import quiet_stdout
 
     E = COCOeval(gt, dt, "keypoints")
     p = E.params
@@ -117,7 +117,7 @@ def evaluate_crowdpose(doc: dict, name: str = "document") -> dict[str, float | N
             raise LrpError(f"{name}: annotation {a['id']} has no [x, y, w, h] 'bbox' (CrowdPose's OKS scale)")
     splits = crowd_splits(doc, name)
     gt = crowdpose_gt(doc)
-    from lrp.cocoeval import quiet_stdout
+    from lrp.engines import quiet_stdout
 
     results = copy.deepcopy(poses)
     if not all("bbox" in r for r in results):

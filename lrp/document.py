@@ -34,8 +34,11 @@ def parse_json(text: str | bytes, name: str) -> Any:
         constants.append(c)
         return _NON_FINITE
 
+    from lrp import jsonio
+
     try:
-        value = json.loads(text, parse_constant=constant)
+        # json.loads' value, through orjson where that is the same
+        value = jsonio.loads(text, parse_constant=constant)
     except json.JSONDecodeError as e:
         raise LrpError(f"{name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except UnicodeDecodeError:
@@ -456,7 +459,10 @@ def describe(doc: dict) -> str:
 
 
 def dumps(doc: dict) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    from lrp import jsonio
+
+    # json.dumps(separators=(",", ":"), ensure_ascii=False), through orjson; NaN is refused.
+    return jsonio.dumps(doc)
 
 
 def iter_results(doc: dict) -> Iterable[tuple[str, list]]:

@@ -111,6 +111,7 @@ def evaluate_document(
     oracle: bool = False,
     bootstrap: int = 0,
     seed: int = 0,
+    engine: str = ce.DEFAULT_ENGINE,
 ) -> Evaluation:
     """pycocotools' summary for every task the document has results for."""
     from lrp.labels import box_source, history_label
@@ -128,14 +129,19 @@ def evaluate_document(
         oracle=oracle,
         size_from=size_name if size_doc is not None else None,
     )
-    coco_gt = ce.gt_coco(doc, name)
+    coco_gt = ce.gt_coco(doc, name, engine)
     for task in tasks:
-        E = ce.run_cocoeval(doc, task, name=name, sizes=sizes, oracle=oracle, coco_gt=coco_gt)
+        E = ce.run_cocoeval(doc, task, name=name, sizes=sizes, oracle=oracle, coco_gt=coco_gt, keep_per_image=bool(bootstrap))
         names = [m.name for m in ce.METRICS[task]]
         ev.metrics[task] = {n: float(v) for n, v in zip(names, E.stats)}
         if bootstrap:
             ev.intervals[task] = bootstrap_intervals(E, task, bootstrap, seed)
     return ev
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ce.ENGINES:
+        raise UsageError(f"--engine {engine!r}: expected one of {', '.join(ce.ENGINES)}")
 
 
 def bootstrap_intervals(E, task: str, n: int, seed: int, level: float = 0.95) -> dict[str, tuple[float, float]]:
@@ -219,7 +225,7 @@ def check_bars(evaluations: list[Evaluation], bars: list[Bar]) -> None:
 # Output
 
 
-def settings_of(evaluations: list[Evaluation]) -> dict:
+def settings_of(evaluations: list[Evaluation], engine: str = ce.DEFAULT_ENGINE) -> dict:
     """The pycocotools settings used (for stderr and the JSON output)."""
     from pycocotools.cocoeval import Params
 
@@ -235,6 +241,7 @@ def settings_of(evaluations: list[Evaluation]) -> dict:
         }
     size_from = {ev.size_from for ev in evaluations}
     out["size_from"] = size_from.pop() if len(size_from) == 1 else None
+    out["engine"] = engine
     return out
 
 
@@ -244,7 +251,8 @@ def _settings_line(settings: dict) -> str:
         areas = " ".join(f"{k}=[{v[0]:g},{v[1]:g}]" for k, v in s["areaRng"].items())
         parts.append(f"{task}: maxDets={s['maxDets']} {areas}")
     frame = settings["size_from"] or "each document's own frame"
-    return "settings: person only; " + "; ".join(parts) + f"; size groups from {frame}"
+    engine = settings.get("engine", ce.DEFAULT_ENGINE)
+    return f"settings: engine {engine}; person only; " + "; ".join(parts) + f"; size groups from {frame}"
 
 
 def print_provenance(evaluations: list[Evaluation], settings: dict) -> None:
@@ -337,6 +345,13 @@ Bootstrap = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="hotcoco (fast, the default) or pycocotools (the reference); both give pycocotools' numbers.",
+    ),
+]
 TableOutput = Annotated[
     Optional[Path], typer.Option("-o", "--output", help="Write the table to FILE atomically instead of stdout.", show_default=False)
 ]
@@ -374,6 +389,7 @@ def command(
     oracle: Oracle = False,
     bootstrap: Bootstrap = 0,
     seed: Seed = 0,
+    engine: Engine = ce.DEFAULT_ENGINE,
     output: TableOutput = None,
     quiet: Quiet = False,
 ):
@@ -389,6 +405,7 @@ def command(
     from lrp.tables import check_format, emit
 
     check_format(fmt)
+    check_engine(engine)
     bars = parse_bars(fail_under)
     named = load_documents(documents)
     labels = document_labels(named, label, oracle)
@@ -397,14 +414,15 @@ def command(
         ((size_name, size_doc),) = load_documents([size_from])
     evaluations = [
         evaluate_document(
-            doc, name=name, label=lbl, size_doc=size_doc, size_name=size_name, oracle=oracle, bootstrap=bootstrap, seed=seed
+            doc, name=name, label=lbl, size_doc=size_doc, size_name=size_name, oracle=oracle, bootstrap=bootstrap, seed=seed,
+            engine=engine,
         )
         for (name, doc), lbl in zip(named, labels)
     ]
     for ev in evaluations:  # a bar naming absent results is a usage error, before any output
         for bar in bars:
             bar_task(ev, bar)
-    settings = settings_of(evaluations)
+    settings = settings_of(evaluations, engine)
     if bootstrap:
         settings["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 0.95, "over": "images"}
     if not quiet:

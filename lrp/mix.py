@@ -10,6 +10,10 @@ Two documents go in, both describing the same images in two frames:
           frame (make it with `lrp mix --boxes-only SR_DOC LR_DOC | lrp pose --boxes detections`).
 A person is one SR detection; poses are tied to it through their `bbox`. The result is LR_DOC with
 the mixed poses, all in its frame, ready for `lrp evaluate`. No torch here.
+
+The oracle form (`--areas gt` on documents without detections, both posed with `lrp pose --boxes
+gt`): a person is one GT annotation, each pose is tied to it by its GT box, and every person gets
+exactly one pose, from SR when their GT segmentation area is at or below the threshold.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import typer
 from lrp.document import add_history, derive, images_by_id
 from lrp.inputs import load_document
 from lrp.outputs import write_document
+from lrp.engines import DEFAULT_ENGINE
+from lrp.evaluate import Engine, check_engine
 from lrp.errors import LrpError, UsageError
 from lrp.geometry import compose, invert, map_result
 from lrp.options import Output, Quiet
@@ -129,15 +135,23 @@ def person_areas(sr_doc: dict, lr_doc: dict, areas: str = "detections", area_fra
     return out
 
 
-def mix_documents(
+def gt_boxes_mode(sr_doc: dict, areas: str) -> bool:
+    """`--areas gt` on documents without detections: poses from `lrp pose --boxes gt`."""
+    return areas == "gt" and not sr_doc["lrp"]["detections"]
+
+
+def mixed_poses(
     sr_doc: dict, lr_doc: dict, threshold: float, *, areas: str = "detections", area_frame: str = "lr"
-) -> tuple[dict, dict]:
-    """The mixed document (in LR_DOC's frame) and counts of people taken from each source."""
+) -> tuple[list[dict], dict]:
+    """The mixed poses (in LR_DOC's frame) and counts of people taken from each source."""
+    if gt_boxes_mode(sr_doc, areas):
+        return _mix_on_gt_boxes(sr_doc, lr_doc, threshold, area_frame)
     if not sr_doc["lrp"]["detections"]:
-        raise LrpError("SR_DOC has no lrp.detections: run `lrp detect` on it first")
-    for name, d in (("SR_DOC", sr_doc), ("LR_DOC", lr_doc)):
-        if not d["lrp"]["poses"]:
-            raise LrpError(f"{name} has no lrp.poses: run `lrp pose --boxes detections` on it first")
+        raise LrpError(
+            "SR_DOC has no lrp.detections: run `lrp detect` on it first "
+            "(or, with poses from `lrp pose --boxes gt`, mix by GT area with --areas gt)"
+        )
+    _need_poses(sr_doc, lr_doc, "detections")
     area_of = person_areas(sr_doc, lr_doc, areas, area_frame)
     to_lr = frame_map(sr_doc, lr_doc)
     lr_images = images_by_id(lr_doc)
@@ -154,28 +168,120 @@ def mix_documents(
             counts["unmatched"] += 1
             continue
         if area_of[(iid, k)] <= threshold:
-            img = lr_images[iid]
-            q = map_result(p, to_lr[iid], (img["width"], img["height"]))
-            q["lrp_source"] = "sr"
-            mixed.append(q)
+            mixed.append(_from_sr(p, to_lr[iid], lr_images[iid]))
             counts["sr"] += 1
     to_sr = {iid: invert(xf) for iid, xf in to_lr.items()}
     for p in lr_doc["lrp"]["poses"]:
         iid = p["image_id"]
-        sx, sy, tx, ty = to_sr[iid]
-        x, y, w, h = p["bbox"]
-        k = det_index(iid, [x * sx + tx, y * sy + ty, w * sx, h * sy])
+        k = det_index(iid, _box_in(p["bbox"], to_sr[iid]))
         if k is None:
             counts["unmatched"] += 1
             continue
         if area_of[(iid, k)] > threshold:
-            q = dict(p)
-            q["lrp_source"] = "lr"
-            mixed.append(q)
+            mixed.append(_from_lr(p))
             counts["lr"] += 1
+    return mixed, counts
+
+
+def _need_poses(sr_doc: dict, lr_doc: dict, boxes: str) -> None:
+    for name, d in (("SR_DOC", sr_doc), ("LR_DOC", lr_doc)):
+        if not d["lrp"]["poses"]:
+            raise LrpError(f"{name} has no lrp.poses: run `lrp pose --boxes {boxes}` on it first")
+
+
+def _box_in(box, xf) -> list[float]:
+    sx, sy, tx, ty = xf
+    x, y, w, h = box
+    return [x * sx + tx, y * sy + ty, w * sx, h * sy]
+
+
+def _from_sr(p: dict, to_lr, lr_img: dict) -> dict:
+    q = map_result(p, to_lr, (lr_img["width"], lr_img["height"]))
+    q["lrp_source"] = "sr"
+    return q
+
+
+def _from_lr(p: dict) -> dict:
+    q = dict(p)
+    q["lrp_source"] = "lr"
+    return q
+
+
+def mix_documents(
+    sr_doc: dict, lr_doc: dict, threshold: float, *, areas: str = "detections", area_frame: str = "lr"
+) -> tuple[dict, dict]:
+    """The mixed document (in LR_DOC's frame) and counts of people taken from each source."""
+    mixed, counts = mixed_poses(sr_doc, lr_doc, threshold, areas=areas, area_frame=area_frame)
     out = derive(lr_doc)
     out["lrp"]["poses"] = mixed
     return out, counts
+
+
+# --------------------------------------------------------------------------------------------
+# The oracle mix on GT boxes (poses from `lrp pose --boxes gt` in both frames)
+
+
+def gt_person_areas(sr_doc: dict, lr_doc: dict, area_frame: str = "lr") -> dict:
+    """GT segmentation area of every non-crowd person, by annotation id, in the chosen frame."""
+    to_lr = frame_map(sr_doc, lr_doc)
+    factor = {iid: (xf[0] * xf[1] if area_frame == "lr" else 1.0) for iid, xf in to_lr.items()}
+    lr_ids = {a["id"] for a in lr_doc["annotations"]}
+    out = {}
+    for a in sr_doc["annotations"]:
+        if a.get("iscrowd"):
+            continue
+        if a["id"] not in lr_ids:
+            raise LrpError(f"annotation {a['id']} of SR_DOC is not in LR_DOC: they must be the same dataset in two frames")
+        out[a["id"]] = a["area"] * factor[a["image_id"]]
+    return out
+
+
+def _poses_by_person(doc: dict, name: str) -> dict:
+    """Each pose tied to the GT person whose box it was estimated in (`lrp pose --boxes gt`)."""
+    people: dict[int, list] = {}
+    for a in doc["annotations"]:
+        if not a.get("iscrowd"):
+            people.setdefault(a["image_id"], []).append(a)
+    boxes = {iid: np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4) for iid, anns in people.items()}
+    out: dict[int, dict] = {}
+    unmatched = 0
+    for p in doc["lrp"]["poses"]:
+        j = _match(p["bbox"], boxes.get(p["image_id"]))
+        if j is None:
+            unmatched += 1
+            continue
+        aid = people[p["image_id"]][j]["id"]
+        if aid in out:
+            raise LrpError(f"{name}: two poses in the GT box of annotation {aid} (image {p['image_id']}); expected `lrp pose --boxes gt`")
+        out[aid] = p
+    return out, unmatched
+
+
+def _mix_on_gt_boxes(sr_doc: dict, lr_doc: dict, threshold: float, area_frame: str) -> tuple[list[dict], dict]:
+    """Per GT person, the SR pose at or below the threshold (GT area), else the LR pose: once each."""
+    _need_poses(sr_doc, lr_doc, "gt")
+    area_of = gt_person_areas(sr_doc, lr_doc, area_frame)
+    to_lr = frame_map(sr_doc, lr_doc)
+    lr_images = images_by_id(lr_doc)
+    sr_poses, sr_unmatched = _poses_by_person(sr_doc, "SR_DOC")
+    lr_poses, lr_unmatched = _poses_by_person(lr_doc, "LR_DOC")
+    mixed, counts = [], {"sr": 0, "lr": 0, "unmatched": sr_unmatched + lr_unmatched, "missing": 0}
+    for a in lr_doc["annotations"]:
+        aid = a["id"]
+        if aid not in sr_poses and aid not in lr_poses:
+            continue  # no pose in either frame (a crowd, or nobody with keypoints)
+        if area_of[aid] <= threshold:
+            if aid in sr_poses:
+                iid = sr_poses[aid]["image_id"]
+                mixed.append(_from_sr(sr_poses[aid], to_lr[iid], lr_images[iid]))
+                counts["sr"] += 1
+                continue
+        elif aid in lr_poses:
+            mixed.append(_from_lr(lr_poses[aid]))
+            counts["lr"] += 1
+            continue
+        counts["missing"] += 1  # the chosen frame has no pose for this person
+    return mixed, counts
 
 
 def split_images(image_ids, seed: int = 0, selection_fraction: float = 0.5) -> tuple[set, set]:
@@ -195,28 +301,34 @@ def restrict(doc: dict, image_ids: set) -> dict:
     return drop_images(derive(doc), {img["id"] for img in doc["images"]} - set(image_ids))
 
 
-def sweep_thresholds(sr_doc, lr_doc, thresholds, *, areas="detections", area_frame="lr", seed=0):
+def sweep_thresholds(sr_doc, lr_doc, thresholds, *, areas="detections", area_frame="lr", seed=0, engine=None):
     """Keypoint AP for each threshold on the selection split and on the report split.
 
     The threshold is chosen on the selection split only; the report split is what a paper would
-    publish, so no number reported was tuned on the images it is reported on.
+    publish, so no number reported was tuned on the images it is reported on. LR_DOC's ground
+    truth is built once; each split is evaluated as its own images (as on a restricted copy).
     """
+    from lrp.cocoeval import DEFAULT_ENGINE, gt_coco
+
     sel, rep = split_images([i["id"] for i in lr_doc["images"]], seed)
     if not sel or not rep:
         raise LrpError("--threshold auto needs at least two images (one to choose on, one to report on)")
+    gt = gt_coco(lr_doc, "LR_DOC", engine or DEFAULT_ENGINE)
     curve = []
     for t in thresholds:
-        mixed, _ = mix_documents(sr_doc, lr_doc, t, areas=areas, area_frame=area_frame)
-        curve.append({"threshold": t, "selection_AP": keypoint_ap(restrict(mixed, sel)), "report_AP": keypoint_ap(restrict(mixed, rep))})
+        poses, _ = mixed_poses(sr_doc, lr_doc, t, areas=areas, area_frame=area_frame)
+        curve.append({"threshold": t, "selection_AP": keypoint_ap(lr_doc, poses, sel, gt), "report_AP": keypoint_ap(lr_doc, poses, rep, gt)})
     best = max(curve, key=lambda r: (r["selection_AP"], -r["threshold"]))
     return best, curve, (sel, rep)
 
 
-def keypoint_ap(doc: dict) -> float:
-    """Keypoint AP of a document's poses (pycocotools), 0 where nothing can be matched."""
+def keypoint_ap(doc: dict, results: list | None = None, img_ids=None, coco_gt=None) -> float:
+    """Keypoint AP of `results` (default: the document's poses) on these images, 0 where nothing matches."""
     from lrp.cocoeval import run_cocoeval
 
-    E = run_cocoeval(doc, "keypoints", name="mixed")
+    if results is not None and img_ids is not None:
+        results = [r for r in results if r["image_id"] in img_ids]
+    E = run_cocoeval(doc, "keypoints", name="mixed", results=results, img_ids=img_ids, coco_gt=coco_gt)
     return max(float(E.stats[0]), 0.0) if E is not None else 0.0
 
 
@@ -246,6 +358,7 @@ def command(
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the selection/report split for --threshold auto.")] = 0,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With --threshold auto: PNG of the AP curve.")] = None,
+    engine: Engine = DEFAULT_ENGINE,
     output: Output = None,
     quiet: Quiet = False,
 ):
@@ -267,6 +380,7 @@ def command(
 
     if area_frame not in ("lr", "sr"):
         raise UsageError(f"--area-frame {area_frame!r}: expected lr or sr")
+    check_engine(engine)
     sr = load_document(sr_doc)
     lr = load_document(lr_doc)
     from lrp.labels import history_label
@@ -279,8 +393,10 @@ def command(
         write_document(out, output)
         return
     if threshold == "auto":
-        area_of = person_areas(sr, lr, areas, area_frame)
-        best, curve, (sel, rep) = sweep_thresholds(sr, lr, default_thresholds(area_of), areas=areas, area_frame=area_frame, seed=seed)
+        area_of = gt_person_areas(sr, lr, area_frame) if gt_boxes_mode(sr, areas) else person_areas(sr, lr, areas, area_frame)
+        best, curve, (sel, rep) = sweep_thresholds(
+            sr, lr, default_thresholds(area_of), areas=areas, area_frame=area_frame, seed=seed, engine=engine
+        )
         if not quiet:
             print(f"threshold sweep ({len(sel)} selection images, {len(rep)} report images, seed {seed}):", file=sys.stderr)
             print("threshold  selection_AP  report_AP", file=sys.stderr)
@@ -301,7 +417,8 @@ def command(
     if not quiet:
         print(
             f"lrp mix: {counts['sr']} people from SR, {counts['lr']} from the original"
-            + (f", {counts['unmatched']} poses matched no SR detection (dropped)" if counts["unmatched"] else ""),
+            + (f", {counts['unmatched']} poses matched no SR detection (dropped)" if counts["unmatched"] else "")
+            + (f", {counts['missing']} GT people without a pose in the chosen frame" if counts.get("missing") else ""),
             file=sys.stderr,
         )
     add_history(out, "mix", args)

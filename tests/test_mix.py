@@ -144,3 +144,85 @@ def test_auto_threshold_is_chosen_on_the_selection_split_only(tmp_path):
     assert best["selection_AP"] == pytest.approx(1.0) and best["report_AP"] == pytest.approx(1.0)
     assert [r["threshold"] for r in curve] == [0.0, 150.0, 2400.0]
     assert curve[0]["selection_AP"] < 1.0 and curve[2]["selection_AP"] < 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# --areas gt on poses from `lrp pose --boxes gt` (no detections): the oracle mix
+
+
+def _gt_pose(ann, dx, tag):
+    """A pose as `lrp pose --boxes gt` writes it: the GT box as given, keypoints near the GT."""
+    k = [v + dx if i % 3 != 2 else 1.0 for i, v in enumerate(ann["keypoints"])]
+    return {"image_id": ann["image_id"], "category_id": 1, "bbox": list(ann["bbox"]), "keypoints": k,
+            "score": 0.9, "tag": tag}
+
+
+def _gt_box_docs(tmp_path):
+    lr = _lr_doc(tmp_path)
+    lr["annotations"].append({"id": 12, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 5, 5], "area": 25.0,
+                              "num_keypoints": 0, "keypoints": [0, 0, 0] * 17})
+    sr = derive(lr)
+    g.reframe_document(sr, {1: (400, 320)}, {1: [4.0, 4.0, 0.0, 0.0]}, {1: "a.png"})
+    assert not sr["lrp"]["detections"] and not lr["lrp"]["detections"]
+    people = [a for a in lr["annotations"] if not a["iscrowd"]]
+    sr["lrp"]["poses"] = [_gt_pose(a, 4.0, f"sr{a['id']}") for a in sr["annotations"] if not a["iscrowd"]]
+    lr["lrp"]["poses"] = [_gt_pose(a, 1.0, f"lr{a['id']}") for a in people]
+    return sr, lr
+
+
+@pytest.mark.parametrize("threshold", [0, 150, 2000, 2400, 1e9])
+def test_areas_gt_on_gt_box_poses_keeps_every_person_once(tmp_path, threshold):
+    sr, lr = _gt_box_docs(tmp_path)
+    mixed, counts = mix_documents(sr, lr, threshold, areas="gt")
+    # The hand-built selection: person 10 (LR area 150) and 11 (2400), SR at or below the threshold.
+    expected = []
+    for aid, area in ((10, 150.0), (11, 2400.0)):
+        src = "sr" if area <= threshold else "lr"
+        pose = next(p for p in (sr if src == "sr" else lr)["lrp"]["poses"] if p["tag"] == f"{src}{aid}")
+        if src == "sr":
+            pose = g.map_result(pose, [0.25, 0.25, 0.0, 0.0], (100, 80))
+        expected.append(dict(pose, lrp_source=src))
+    assert mixed["lrp"]["poses"] == expected
+    assert sorted(p["tag"][2:] for p in mixed["lrp"]["poses"]) == ["10", "11"]  # each GT person once
+    assert counts == {"sr": sum(a <= threshold for a in (150, 2400)), "lr": sum(a > threshold for a in (150, 2400)),
+                      "unmatched": 0, "missing": 0}
+
+
+def test_areas_gt_on_gt_box_poses_from_the_cli_and_auto(tmp_path, runner):
+    sr, lr = _gt_box_docs(tmp_path)
+    (tmp_path / "sr.json").write_text(json.dumps(sr))
+    (tmp_path / "lr.json").write_text(json.dumps(lr))
+    result = run_lrp(runner, ["mix", "--areas", "gt", "--threshold", "1000", str(tmp_path / "sr.json"), str(tmp_path / "lr.json")])
+    assert result.exit_code == 0, result.stderr
+    assert [p["lrp_source"] for p in json.loads(result.stdout)["lrp"]["poses"]] == ["sr", "lr"]
+    assert "1 people from SR, 1 from the original" in result.stderr
+    # Without --areas gt the missing detections are still a clear error, now naming the way out.
+    bad = run_lrp(runner, ["mix", "--threshold", "1000", str(tmp_path / "sr.json"), str(tmp_path / "lr.json")])
+    assert bad.exit_code == 1 and "SR_DOC has no lrp.detections" in bad.stderr and "--areas gt" in bad.stderr
+
+
+def test_areas_gt_on_real_coco_with_synthetic_poses(coco_val4):
+    """coco-val-4 at 1/4 and x4 back, posed on GT boxes: every person with keypoints exactly once."""
+    from tests.test_evaluate import jittered_poses, load_val4, rescaled
+
+    hr = load_val4(coco_val4, poses_seed=None)
+    lr = rescaled(hr, 0.25)
+    sr = rescaled(lr, 4)
+    for doc, seed in ((lr, 1), (sr, 2)):
+        doc["lrp"]["detections"] = []
+        poses = jittered_poses(doc, seed, extra=0)
+        for p, a in zip(poses, [a for a in doc["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0]):
+            p["bbox"] = list(a["bbox"])
+            p["ann"] = a["id"]
+        doc["lrp"]["poses"] = poses
+    people = {a["id"] for a in lr["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0}
+    assert len(people) >= 10
+    areas = {a["id"]: a["area"] for a in lr["annotations"]}
+    threshold = sorted(areas[i] for i in people)[len(people) // 2]
+    mixed, counts = mix_documents(sr, lr, threshold, areas="gt")
+    got = {p["ann"]: p["lrp_source"] for p in mixed["lrp"]["poses"]}
+    assert len(mixed["lrp"]["poses"]) == len(people) and set(got) == people
+    for aid, src in got.items():
+        # SR area mapped to the LR frame equals the LR area up to rounding; none sits on the edge here.
+        assert src == ("sr" if areas[aid] <= threshold else "lr"), aid
+    assert counts["sr"] > 0 and counts["lr"] > 0 and counts["missing"] == 0
