@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LRP    := $(BIN)/lrp
 DEMO   := build/demo
 
-.PHONY: setup weights graphs browser test demo man bench clean
+.PHONY: setup weights graphs browser opencv4 test demo man bench clean
 
 $(BIN)/lrp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,19 @@ browser:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make: chromium is not installed; the report rendering test will skip (fails in CI)" >&2
 
-test: setup weights graphs browser
+# A second, 4.x OpenCV beside the installed 5.x, so that HRNet's crops are also checked end to
+# end against the official pipeline under the other generation (tests/test_warp.py; best effort).
+CV4 := build/cv4
+$(CV4)/cv2:
+	$(BIN)/pip install --quiet --no-deps --target $(CV4) opencv-python-headless==4.10.0.84
+opencv4: setup
+	-$(MAKE) --no-print-directory $(CV4)/cv2
+
+test: setup weights graphs browser opencv4
 	env $$(test -f $(TFJS)/centernet.json && echo LRP_CENTERNET_TFJS=$(TFJS)/centernet.json LRP_MOVENET_JSON=$(TFJS)/movenet-thunder.json \
 	    LRP_MOVENET_LIGHTNING_JSON=$(TFJS)/movenet-lightning.json LRP_POSENET_JSON=$(TFJS)/posenet.json \
 	    LRP_NANODET_JSON=$(TFJS)/nanodet.json) \
+	  $$(test -d $(CV4)/cv2 && echo LRP_OPENCV4_SITE=$(CURDIR)/$(CV4)) \
 	  $(BIN)/pytest -q
 
 # The main job on the embedded sample (the paper's Table 6 chain): bicubic 1/4 degradation,

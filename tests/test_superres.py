@@ -226,8 +226,11 @@ def test_srmd_is_conditioned_on_the_bicubic_code():
     assert torch.allclose(x[:, 18], torch.full((2, 6, 7), 5 / 255))
 
 
-def test_usrnet_tiny_end_to_end_with_the_fitted_kernel(runner, tiny_doc, tmp_path):
+def test_usrnet_tiny_end_to_end_with_the_fitted_kernel(runner, tiny_doc, tmp_path, monkeypatch):
     from lrp.models.usrnet import usrnet
+
+    # A weights folder without the official kernels_bicubicx234.mat: the fitted kernel is used.
+    monkeypatch.setenv("LRP_WEIGHTS", str(tmp_path / "weights"))
 
     torch.manual_seed(0)
     wfile = tmp_path / "usrnet_tiny_random.safetensors"
