@@ -45,9 +45,9 @@ def _main(
 
 def _register() -> None:
     # Import order is the order of `lrp --help`: the pipeline's order.
-    from lrp import bucket, degrade, detect, evaluate, mix, pose, superres, weights
+    from lrp import bucket, degrade, detect, evaluate, frames, mix, pose, superres, weights
 
-    for module in (degrade, superres, detect, pose, mix, evaluate, bucket):
+    for module in (frames, degrade, superres, detect, pose, mix, evaluate, bucket):
         name = module.__name__.rsplit(".", 1)[1]
         app.command(name, help=module.command.__doc__, no_args_is_help=False)(step(name)(module.command))
     app.add_typer(weights.app, name="weights")

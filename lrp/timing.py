@@ -1,0 +1,84 @@
+"""Time next to accuracy: each model step records how long its model and the whole step took.
+
+A `Stopwatch` starts once the model is loaded (loading is a one-off, not a per-image cost, as
+papers time inference); `with watch.model():` wraps each model call and accumulates model time,
+synchronising CUDA on both sides so that the time is the device's, not the launch's. At the end
+`watch.record(images, people)` gives the history entry's `timing` block:
+
+    {"device": "cpu", "images": 6, "people": 14,
+     "model_ms_per_image": ..., "total_ms_per_image": ...,
+     "model_ms_per_person": ..., "total_ms_per_person": ...}
+
+`total` is the step's wall time from the loaded model to the last result (reading, cropping,
+the model, writing PNGs). `images` are those the model ran on (an image reused from an earlier
+run is not timed); `people` are the person boxes `pose` ran on, and for `superres` and `detect`
+the non-crowd person annotations of those images, so that ms per person compare along a chain.
+Per-person figures are None where there is nobody. Timing is not part of the run hash (it differs
+on every run; lrp.runs leaves it out), so it never breaks resume. No torch here unless the
+device is CUDA.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+
+class Stopwatch:
+    def __init__(self, device="cpu"):
+        self.device = str(device)
+        self.model_s = 0.0
+        self.start = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def model(self):
+        """Time one model call (added to the model time)."""
+        self._sync()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.model_s += time.perf_counter() - t0
+
+    def record(self, images: int, people: int | None = None) -> dict:
+        total_s = time.perf_counter() - self.start
+
+        def per(seconds: float, n: int | None):
+            return round(1000.0 * seconds / n, 3) if n else None
+
+        return {
+            "device": self.device,
+            "images": images,
+            "people": people,
+            "model_ms_per_image": per(self.model_s, images),
+            "total_ms_per_image": per(total_s, images),
+            "model_ms_per_person": per(self.model_s, people),
+            "total_ms_per_person": per(total_s, people),
+        }
+
+
+def gt_people(doc: dict, image_ids) -> int:
+    """Non-crowd person annotations in the images `image_ids` (the people of an image step)."""
+    ids = set(image_ids)
+    person = {c["id"] for c in doc["categories"] if c.get("name") == "person"}
+    return sum(1 for a in doc["annotations"] if a["image_id"] in ids and a.get("category_id") in person and not a.get("iscrowd"))
+
+
+def record_timing(doc: dict, watch: Stopwatch, images: int, people: int | None) -> None:
+    """Put the step's timing into its history entry (the last one)."""
+    doc["lrp"]["history"][-1]["timing"] = watch.record(images, people)
+
+
+TIMING_COLUMNS = ("device", "model_ms_per_image", "total_ms_per_image", "model_ms_per_person", "total_ms_per_person")
+
+
+def timing_rows(history: list[dict]) -> list[tuple[str, dict]]:
+    """(command, timing) of each timed step of a history, in order (for `evaluate --timing`)."""
+    return [(h.get("command", "?"), h["timing"]) for h in history if isinstance(h.get("timing"), dict)]
