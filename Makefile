@@ -14,7 +14,7 @@ $(BIN)/lrp: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch==2.13.0 first: this exact pin takes the CPU build; an open range would pull CUDA.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,video]'
 	touch $@
 
 setup: $(BIN)/lrp

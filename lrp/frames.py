@@ -83,6 +83,19 @@ def frame_windows(doc: dict, radius: int, name: str = "document") -> dict[int, l
     return windows
 
 
+def stacked_frames(doc: dict, window: list[int], images: dict[int, dict]):
+    """The frames of one window (image ids), read and stacked on the channel axis: H x W x 3*len,
+    frame t-r first, the way a temporal model in the registry takes them."""
+    import numpy as np
+
+    from lrp.document import image_path
+    from lrp.images import load_rgb
+
+    return np.concatenate(
+        [load_rgb(image_path(doc, images[j]), j, (images[j]["width"], images[j]["height"])) for j in window], axis=2
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Making a document
 

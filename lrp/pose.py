@@ -81,6 +81,7 @@ def command(
     """
     from lrp.document import add_history, derive, load_document, write_document
     from lrp.models import get_model
+    from lrp.timing import Stopwatch, record_timing
     from lrp.topdown import DECODERS
 
     if boxes not in ("gt", "detections"):
@@ -103,7 +104,8 @@ def command(
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
     people, skipped = collect_people(doc, boxes, det_threshold)
     runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, regression)
-    results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
+    watch = Stopwatch(runner.device)
+    results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
     add_history(
         doc,
@@ -111,6 +113,7 @@ def command(
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
          "input_size": list(size), "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
+    record_timing(doc, watch, len({r["image_id"] for r in results}), len(results))
     if not quiet:
         n_images = len({p["image_id"] for p in people})
         extra = "".join(f", {n} {why}" for why, n in skipped.items() if n)
@@ -229,13 +232,14 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
     )
 
 
-def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False, keep_going=False):
+def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False, keep_going=False, watch=None):
     """Keypoints for every person: a list of result dicts (before rescoring), and failures."""
     import numpy as np
     import torch
 
     from lrp.document import image_path, images_by_id
     from lrp.images import load_rgb, parallel_map
+    from lrp.timing import timed
 
     imgs = images_by_id(doc)
     by_image: dict[int, list[dict]] = defaultdict(list)
@@ -263,7 +267,8 @@ def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False
             return
         group, centers, scales, crops = zip(*pending)
         scale = np.concatenate(scales)
-        kps = runner.predict(torch.cat(crops), np.concatenate(centers), scale)
+        with timed(watch):
+            kps = runner.predict(torch.cat(crops), np.concatenate(centers), scale)
         for p, k, s in zip((p for ps in group for p in ps), kps, scale):
             results.append({**p, "keypoints": k, "scale": s})
         pending, queued = [], 0

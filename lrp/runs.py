@@ -11,7 +11,10 @@ from lrp.errors import UsageError
 
 
 def run_hash(command: str, doc: dict, args: dict) -> str:
-    """Covers the input document, the arguments and the version: same inputs, same folder."""
+    """Covers the input document, the arguments and the version: same inputs, same folder.
+    A step's timing (lrp.timing) differs on every run, so it is left out: it never breaks resume."""
+    untimed = [{k: v for k, v in h.items() if k != "timing"} for h in doc.get("lrp", {}).get("history") or []]
+    doc = dict(doc, lrp=dict(doc["lrp"], history=untimed)) if "lrp" in doc else doc
     h = hashlib.sha256()
     h.update(command.encode())
     h.update(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode())

@@ -212,7 +212,9 @@ def superres_document(
     PartialFailure after all images, carrying the document without the failed ones."""
     from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
     from lrp.failures import ImageFailures
-    from lrp.document import add_history, image_path
+    from lrp.document import add_history, image_path, images_by_id
+    from lrp.frames import frame_windows, stacked_frames
+    from lrp.timing import Stopwatch, gt_people, record_timing
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map, save_png
     from lrp.kernels import load_kernel
@@ -244,10 +246,12 @@ def superres_document(
             raise UsageError(f"{model} is trained on noise-free images only; use {spec.noisy_variant} for noisy images")
         if not noise >= 0:
             raise UsageError(f"--noise {noise}: must be >= 0 (grey levels)")
+    windows = frame_windows(doc, spec.frames // 2) if spec.frames > 1 else None  # what a temporal model reads
     upscaler = build_upscaler(
         spec, sf, weights=weights, device=device, precision=precision, kernel=kernel_array,
         noise=noise or 0.0, tile=tile, overlap=tile_overlap, quiet=quiet,
     )
+    watch = Stopwatch(upscaler.device or "cpu")
 
     # Sizes first: refuse what cannot fit before anything is written.
     budget = memory_budget(upscaler.device)
@@ -275,6 +279,7 @@ def superres_document(
         xf = resize_xform((img["width"], img["height"]), size)
         frames[img["id"]] = Frame(size, xf, xf)
 
+    by_id = images_by_id(doc)
     todo = [img for img in doc["images"] if not (resuming and finished_png(targets[img["id"]], frames[img["id"]].size))]
     batches = _batches(todo, batch_size, lambda img: upscaler.bytes_per_image(img["width"], img["height"]), budget)
     failures = ImageFailures(keep_going)
@@ -282,7 +287,8 @@ def superres_document(
     def load(batch):
         loaded = []
         for img in batch:
-            arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"])))
+            arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"]))
+                                 if windows is None else stacked_frames(doc, windows[img["id"]], by_id))
             if arr is not None:
                 loaded.append((img, arr))
         return loaded
@@ -296,7 +302,8 @@ def superres_document(
             if not loaded:
                 continue
             try:
-                outs = upscaler.upscale([arr for _, arr in loaded])
+                with watch.model():
+                    outs = upscaler.upscale([arr for _, arr in loaded])
             except LrpError as e:
                 for img, _ in loaded:  # the batch failed as a whole: each of its images did
                     failures.record(img["id"], e, prefix=f"image {img['id']}: ")
@@ -307,6 +314,9 @@ def superres_document(
 
     new_doc = reframed(doc, frames, root)
     add_history(new_doc, "superres", args)
+    failed = failures.ids
+    ran = [img["id"] for img in todo if img["id"] not in failed]
+    record_timing(new_doc, watch, len(ran), gt_people(doc, ran))
     if not quiet:
         reused = len(doc["images"]) - len(todo)
         print(

@@ -21,7 +21,7 @@ device is CUDA.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 
 class Stopwatch:
@@ -62,6 +62,19 @@ class Stopwatch:
             "model_ms_per_person": per(self.model_s, people),
             "total_ms_per_person": per(total_s, people),
         }
+
+
+def timed(watch: Stopwatch | None):
+    """`with timed(watch):` around a model call; nothing when no stopwatch is given."""
+    return watch.model() if watch is not None else nullcontext()
+
+
+def module_device(net) -> str:
+    """The device a torch module's parameters are on ("cpu" for a module without any)."""
+    try:
+        return str(next(iter(net.parameters())).device)
+    except (StopIteration, AttributeError, TypeError):
+        return "cpu"
 
 
 def gt_people(doc: dict, image_ids) -> int:
