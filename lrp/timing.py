@@ -95,3 +95,55 @@ TIMING_COLUMNS = ("device", "model_ms_per_image", "total_ms_per_image", "model_m
 def timing_rows(history: list[dict]) -> list[tuple[str, dict]]:
     """(command, timing) of each timed step of a history, in order (for `evaluate --timing`)."""
     return [(h.get("command", "?"), h["timing"]) for h in history if isinstance(h.get("timing"), dict)]
+
+
+# --------------------------------------------------------------------------------------------
+# `evaluate --timing`: time as columns beside AP (STAR-Pose Table 1 style)
+
+SUMMED = ("model_ms_per_image", "total_ms_per_image", "model_ms_per_person", "total_ms_per_person")
+COLUMN_TITLES = {"model_ms_per_image": "model ms/img", "total_ms_per_image": "total ms/img",
+                 "model_ms_per_person": "model ms/person", "total_ms_per_person": "total ms/person"}
+
+
+def chain_timing(history: list[dict]) -> dict | None:
+    """The timed steps of a history added up (SR + detector + pose: the time of the whole chain
+    per image and per person), with the steps and devices they ran on; None if none was timed.
+    A sum is None when one of its steps has no value (nobody to divide by)."""
+    rows = timing_rows(history)
+    if not rows:
+        return None
+    out = {"steps": " + ".join(c for c, _ in rows), "device": ", ".join(dict.fromkeys(str(t.get("device")) for _, t in rows))}
+    for key in SUMMED:
+        values = [t.get(key) for _, t in rows]
+        out[key] = None if any(v is None for v in values) else round(sum(values), 3)
+    return out
+
+
+def _ms(value) -> str | None:
+    """Milliseconds to one decimal in tables, as papers print them (csv and json keep all)."""
+    return None if value is None else f"{value:.1f}"
+
+
+def add_timing(tables: list, columns: list[str], records: list[dict], json_docs: list[dict], histories: dict[str, list]) -> None:
+    """Extend evaluate's outputs in place: every AP table gets the chain's time columns, a
+    per-step table follows, csv records get `timing.*` fields and json documents a `timing` block.
+    `histories`: row label -> the document's history."""
+    from lrp.tables import Table
+
+    chains = {label: chain_timing(h) for label, h in histories.items()}
+    for t in tables:
+        t.columns += ["device", *(COLUMN_TITLES[k] for k in SUMMED)]
+        for row in t.rows:
+            chain = chains.get(row[0]) or {}
+            row += [chain.get("device", "n/a"), *(_ms(chain.get(k)) for k in SUMMED)]
+    steps = Table("Time per step (ms; model: the network calls, total: the whole step)", ["document", "step", "device", "images", "people", *(COLUMN_TITLES[k] for k in SUMMED)], text_columns=3)
+    for label, history in histories.items():
+        for command, timing in timing_rows(history):
+            steps.rows.append([label, command, str(timing.get("device")), timing.get("images"), timing.get("people"), *(_ms(timing.get(k)) for k in SUMMED)])
+    tables.append(steps)
+    columns += ["timing.steps", "timing.device", *(f"timing.{k}" for k in SUMMED)]
+    for rec in records:
+        for k, v in (chains.get(rec["label"]) or {}).items():
+            rec[f"timing.{k}"] = v
+    for doc in json_docs:
+        doc["timing"] = {"chain": chains.get(doc["label"]), "steps": [dict(t, command=c) for c, t in timing_rows(histories.get(doc["label"], []))]}
