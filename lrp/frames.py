@@ -83,17 +83,42 @@ def frame_windows(doc: dict, radius: int, name: str = "document") -> dict[int, l
     return windows
 
 
-def stacked_frames(doc: dict, window: list[int], images: dict[int, dict]):
-    """The frames of one window (image ids), read and stacked on the channel axis: H x W x 3*len,
-    frame t-r first, the way a temporal model in the registry takes them."""
-    import numpy as np
+class StackedFrames:
+    """The frames of a window (image ids), read and stacked on the channel axis: H x W x 3*len,
+    frame t-r first, the way a temporal model in the registry takes them. Neighbouring windows
+    share all but one frame, so the last `keep` decoded frames are kept (thread-safe): a video
+    is decoded about once, not 2r+1 times."""
 
-    from lrp.document import image_path
-    from lrp.images import load_rgb
+    def __init__(self, doc: dict, keep: int = 16):
+        import threading
+        from collections import OrderedDict
 
-    return np.concatenate(
-        [load_rgb(image_path(doc, images[j]), j, (images[j]["width"], images[j]["height"])) for j in window], axis=2
-    )
+        from lrp.document import images_by_id
+
+        self.doc, self.images, self.keep = doc, images_by_id(doc), keep
+        self._frames: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def frame(self, image_id: int):
+        from lrp.document import image_path
+        from lrp.images import load_rgb
+
+        with self._lock:
+            if image_id in self._frames:
+                self._frames.move_to_end(image_id)
+                return self._frames[image_id]
+        img = self.images[image_id]
+        arr = load_rgb(image_path(self.doc, img), image_id, (img["width"], img["height"]))
+        with self._lock:
+            self._frames[image_id] = arr
+            while len(self._frames) > self.keep:
+                self._frames.popitem(last=False)
+        return arr
+
+    def __call__(self, window: list[int]):
+        import numpy as np
+
+        return np.concatenate([self.frame(j) for j in window], axis=2)
 
 
 # --------------------------------------------------------------------------------------------

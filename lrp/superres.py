@@ -212,8 +212,8 @@ def superres_document(
     PartialFailure after all images, carrying the document without the failed ones."""
     from lrp.stage import Frame, drop_images, finished_png, output_targets, reframed
     from lrp.failures import ImageFailures
-    from lrp.document import add_history, image_path, images_by_id
-    from lrp.frames import frame_windows, stacked_frames
+    from lrp.document import add_history, image_path
+    from lrp.frames import StackedFrames, frame_windows
     from lrp.timing import Stopwatch, gt_people, record_timing
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map, save_png
@@ -247,6 +247,7 @@ def superres_document(
         if not noise >= 0:
             raise UsageError(f"--noise {noise}: must be >= 0 (grey levels)")
     windows = frame_windows(doc, spec.frames // 2) if spec.frames > 1 else None  # what a temporal model reads
+    stacked = StackedFrames(doc, keep=4 * (batch_size + spec.frames)) if windows else None  # decodes each frame ~once
     upscaler = build_upscaler(
         spec, sf, weights=weights, device=device, precision=precision, kernel=kernel_array,
         noise=noise or 0.0, tile=tile, overlap=tile_overlap, quiet=quiet,
@@ -279,7 +280,6 @@ def superres_document(
         xf = resize_xform((img["width"], img["height"]), size)
         frames[img["id"]] = Frame(size, xf, xf)
 
-    by_id = images_by_id(doc)
     todo = [img for img in doc["images"] if not (resuming and finished_png(targets[img["id"]], frames[img["id"]].size))]
     batches = _batches(todo, batch_size, lambda img: upscaler.bytes_per_image(img["width"], img["height"]), budget)
     failures = ImageFailures(keep_going)
@@ -288,7 +288,7 @@ def superres_document(
         loaded = []
         for img in batch:
             arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"]))
-                                 if windows is None else stacked_frames(doc, windows[img["id"]], by_id))
+                                 if windows is None else stacked(windows[img["id"]]))
             if arr is not None:
                 loaded.append((img, arr))
         return loaded

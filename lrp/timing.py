@@ -9,6 +9,8 @@ synchronising CUDA on both sides so that the time is the device's, not the launc
      "model_ms_per_image": ..., "total_ms_per_image": ...,
      "model_ms_per_person": ..., "total_ms_per_person": ...}
 
+Model time is the wall time of the calls; on a CPU, the threads that decode and write images
+meanwhile compete with the model, so it is what the model took inside the step, not alone.
 `total` is the step's wall time from the loaded model to the last result (reading, cropping,
 the model, writing PNGs). `images` are those the model ran on (an image reused from an earlier
 run is not timed); `people` are the person boxes `pose` ran on, and for `superres` and `detect`
