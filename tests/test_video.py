@@ -412,3 +412,17 @@ def test_help_imports_neither_torch_nor_av():
 
     code = "import sys; from lrp.cli import app; import lrp.frames, lrp.timing, lrp.sample_video; assert not {'torch', 'av'} & set(sys.modules), 'heavy import'"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+from test_detect import random_centernet, small_input  # noqa: E402,F401  (fixtures: random CenterNet at 128 px)
+
+
+def test_detect_on_a_video_document_keeps_ids_and_records_timing(runner, video_sample, random_centernet, small_input):
+    res = run_lrp(runner, ["detect", "--model", "centernet-mbv3", "--weights", str(random_centernet), "--device", "cpu",
+                           "--score-threshold", "0", "-q", "--images", str(video_sample[1]), str(video_sample[0])])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert _ids(doc) == _ids(_doc(video_sample)) and doc["lrp"]["detections"]
+    t = doc["lrp"]["history"][-1]["timing"]
+    assert (t["device"], t["images"], t["people"]) == ("cpu", len(doc["images"]), len(doc["annotations"]))
+    assert 0 < t["model_ms_per_image"] <= t["total_ms_per_image"]
