@@ -270,6 +270,8 @@ def superres_document(
         "model": model, "scale": sf, "weights": str(weights) if weights else None, "kernel": kernel_label,
         "noise": noise, "precision": precision,
     }
+    if windows:
+        args["frames"] = spec.frames  # DESIGN: steps that use neighbouring frames say how many
     hash_args = dict(args, tile=tile, tile_overlap=tile_overlap if tile else None)
     root = resolve_out_dir("superres", doc, hash_args, out_dir)
     targets = output_targets(doc, root)

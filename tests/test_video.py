@@ -242,6 +242,7 @@ def test_temporal_sr_output_is_the_forward_on_the_stacked_neighbours(runner, tem
             got = np.asarray(Image.open(tmp_path / "sr" / img["file_name"]))
             np.testing.assert_array_equal(got, want)
     assert _ids(sr) == _ids(lr_doc)
+    assert sr["lrp"]["history"][-1]["args"]["frames"] == 5
     # The centre frame matters most but not alone: a still repeated 5 times gives another image.
     img = by_video[2][2]
     still = _direct(net, [tmp_path / "lr" / img["file_name"]] * 5)
