@@ -27,7 +27,7 @@ from typing import Annotated, Optional
 import typer
 
 from lrp.errors import LrpError, UsageError
-from lrp.options import OutDir, Output, Quiet
+from lrp.options import Output, Quiet
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -280,7 +280,10 @@ def command(
         typer.Argument(help="A frame folder (one sub-folder per video) or video files (.mp4, .mkv, ...).", show_default=False),
     ] = None,
     output: Output = None,
-    out_dir: OutDir = None,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out-dir", help="Folder for the PNG frames of video files (needed for them; a frame folder is read in place).", show_default=False),
+    ] = None,
     quiet: Quiet = False,
 ):
     """Make a document of video frames (video_id and frame_id on every image, the PoseTrack way).
