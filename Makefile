@@ -7,14 +7,14 @@ BIN    := $(VENV)/bin
 LRP    := $(BIN)/lrp
 DEMO   := build/demo
 
-.PHONY: setup weights graphs browser opencv4 test demo man bench clean
+.PHONY: setup weights graphs browser opencv4 test demo demo-video man bench clean
 
 $(BIN)/lrp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch==2.13.0 first: this exact pin takes the CPU build; an open range would pull CUDA.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,cluster]'
+	$(BIN)/pip install --quiet -e '.[test,cluster,video]'
 	touch $@
 
 setup: $(BIN)/lrp
@@ -76,6 +76,22 @@ demo: setup
 	$(LRP) pose -q --model movenet-thunder --boxes gt $(DEMO)/sr4.json -o $(DEMO)/sr4-pose.json
 	$(LRP) evaluate --size-from $(DEMO)/lr4.json $(DEMO)/lr4-pose.json $(DEMO)/sr4-pose.json
 	$(LRP) evaluate -q --oracle $(DEMO)/lr4.json $(DEMO)/sr4.json
+
+# Video (issue 13): the synthetic video, STAR-Pose's degradation (Gaussian blur, then 1/4
+# bicubic, per frame), bicubic x4 against the 5-frame temporal SR stand-in (random weights:
+# plumbing, not quality), MoveNet on GT boxes, AP with each step's time beside it.
+VDEMO := build/demo-video
+demo-video: setup
+	@mkdir -p $(VDEMO)
+	$(BIN)/python -m lrp.sample_video $(VDEMO)/sample >/dev/null
+	$(LRP) weights fetch movenet-thunder
+	$(LRP) weights path temporal-sr-x4-random >/dev/null 2>&1 || $(BIN)/python -m lrp.models.temporal_sr
+	$(LRP) degrade -q --kernel gaussian:1.0 --scale 0.25 --images $(VDEMO)/sample/images $(VDEMO)/sample/person_keypoints.json -o $(VDEMO)/lr4.json
+	$(LRP) superres -q --model bicubic --scale 4 $(VDEMO)/lr4.json -o $(VDEMO)/bicubic.json
+	$(LRP) superres -q --model temporal-sr-x4-random $(VDEMO)/lr4.json -o $(VDEMO)/temporal.json
+	$(LRP) pose -q --model movenet-thunder --boxes gt $(VDEMO)/bicubic.json -o $(VDEMO)/bicubic-pose.json
+	$(LRP) pose -q --model movenet-thunder --boxes gt $(VDEMO)/temporal.json -o $(VDEMO)/temporal-pose.json
+	$(LRP) evaluate --timing --size-from $(VDEMO)/lr4.json $(VDEMO)/bicubic-pose.json $(VDEMO)/temporal-pose.json
 
 man: setup
 	$(BIN)/python -m lrp.manpages man

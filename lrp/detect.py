@@ -103,13 +103,15 @@ def detect_document(
     images, carrying the document (the failed images stay, without detections).
     """
     from lrp.document import add_history, derive
+    from lrp.timing import Stopwatch, gt_people, module_device, record_timing
 
     spec, wanted = check_options(model, classes, score_threshold)
     doc = derive(doc)
     category_ids = category_ids_for(doc, wanted)
     detector = load_detector(spec, weights, device, precision, score_threshold, max_per_image, list(category_ids))
     failures = ImageFailures(keep_going)
-    results, _ = detect_images(doc, detector, category_ids, batch_size=batch_size, workers=workers, quiet=quiet, failures=failures)
+    watch = Stopwatch(module_device(detector))
+    results, _ = detect_images(doc, detector, category_ids, batch_size=batch_size, workers=workers, quiet=quiet, failures=failures, watch=watch)
     doc["lrp"]["detections"] = results
     add_history(
         doc,
@@ -117,6 +119,9 @@ def detect_document(
         {"model": model, "classes": sorted(category_ids.values()), "score_threshold": score_threshold,
          "max_per_image": max_per_image, "weights": str(weights) if weights else None},
     )
+    failed = failures.ids
+    ran = [img["id"] for img in doc["images"] if img["id"] not in failed]
+    record_timing(doc, watch, len(ran), gt_people(doc, ran))
     if not quiet:
         print(f"lrp detect: {model} on {len(doc['images']) - len(failures)} images -> {len(results)} detections", file=sys.stderr)
     failures.finish(doc["images"], doc, "they have no detections")
@@ -192,11 +197,12 @@ def load_detector(spec, weights, device: str, precision: str, score_threshold: f
     return net.configure(score_thresh=score_threshold, detections_per_image=max_per_image, classes=classes)
 
 
-def detect_images(doc: dict, detector, category_ids: dict[int, int], *, batch_size=1, workers=None, quiet=False, failures=None):
+def detect_images(doc: dict, detector, category_ids: dict[int, int], *, batch_size=1, workers=None, quiet=False, failures=None, watch=None):
     """COCO detection results for every image of `doc`, and the messages of the images that
     failed: they go to `failures` (an lrp.failures.ImageFailures; by default the first raises)."""
     from lrp.document import image_path
     from lrp.images import load_rgb, parallel_map
+    from lrp.timing import timed
 
     failures = failures if failures is not None else ImageFailures(keep_going=False)
     results: list[dict] = []
@@ -208,7 +214,8 @@ def detect_images(doc: dict, detector, category_ids: dict[int, int], *, batch_si
 
     def flush():
         if batch:
-            outs = detector.detect([pixels for _, pixels in batch])
+            with timed(watch):
+                outs = detector.detect([pixels for _, pixels in batch])
             for (img, _), out in zip(batch, outs):
                 results.extend(to_coco_results(img["id"], out, category_ids))
             batch.clear()

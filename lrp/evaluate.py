@@ -390,6 +390,10 @@ def command(
     bootstrap: Bootstrap = 0,
     seed: Seed = 0,
     engine: Engine = ce.DEFAULT_ENGINE,
+    timing: Annotated[
+        bool,
+        typer.Option("--timing", help="Add the time each model step recorded (ms per image and per person, device) as columns beside AP, and a per-step table."),
+    ] = False,
     output: TableOutput = None,
     quiet: Quiet = False,
 ):
@@ -429,8 +433,10 @@ def command(
         print_provenance(evaluations, settings)
     columns, records = csv_records(evaluations)
     notes = ["n/a: no person of that size in the ground truth (pycocotools' -1)."] if fmt != "table" else []
-    emit(
-        build_tables(evaluations), fmt, output, csv_columns=columns, records=records,
-        json_data=json_data(evaluations, settings), notes=notes,
-    )
+    tables, data = build_tables(evaluations), json_data(evaluations, settings)
+    if timing:
+        from lrp.timing import add_timing
+
+        add_timing(tables, columns, records, data["documents"], {ev.label: ev.history for ev in evaluations})
+    emit(tables, fmt, output, csv_columns=columns, records=records, json_data=data, notes=notes)
     check_bars(evaluations, bars)

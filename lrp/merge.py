@@ -192,13 +192,27 @@ def merge_documents(shards: list[tuple[str, dict]]) -> dict:
     for key in ("detections", "poses"):  # poses last: their order may follow the detections
         step = _producer(history, record["history_length"], key)
         merged["lrp"][key] = _by_position(shards, key) if step is None else _by_image_rank(shards, key, _rank_by_producer(merged, step))
-    merged["lrp"]["history"] = list(history)
+    merged["lrp"]["history"] = _merged_history(shards, record["history_length"])
     add_history(
         merged,
         "merge",
         {"shards": record["count"], "split": SPLIT, "sharded_at": record.get("command"), "inputs": [name for name, _ in shards]},
     )
     return merged
+
+
+def _merged_history(shards: list[tuple[str, dict]], since: int) -> list:
+    """The shards' common history (check_shards made sure it agrees but for times), the timing
+    of each step run after the split (`since`: ms per image on each shard's own images) joined
+    over the shards; steps before the split ran once, on the whole input."""
+    from lrp.timing import merge_timings
+
+    history = [dict(step) for step in shards[0][1]["lrp"]["history"]]
+    for i, step in enumerate(history[since:], start=since):
+        timings = [doc["lrp"]["history"][i].get("timing") for _, doc in shards]
+        if all(isinstance(t, dict) for t in timings):
+            step["timing"] = merge_timings(timings)
+    return history
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +248,6 @@ def command(shards: ShardDocs, output: Output = None, quiet: Quiet = False):
     from lrp.inputs import load_document
     from lrp.outputs import write_document
 
-    if output is not None and any(Path(output).resolve() == Path(p).resolve() for p in shards):
-        raise UsageError(f"-o {output} is one of the shard documents; refusing to overwrite an input")
     docs = [(str(path), load_document(str(path))) for path in shards]
     merged = merge_documents(docs)
     if not quiet:

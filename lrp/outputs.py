@@ -182,7 +182,8 @@ def check_output_files(outputs: dict[str, object], inputs: Iterable[object], std
 
 
 def run_hash(command: str, doc: dict, args: dict) -> str:
-    """What determines the output: the input document without times, the arguments, the version.
+    """What determines the output: the input document without times (when each step ran, and how
+    long it took), the arguments, the version.
 
     The history's times are left out so that re-running the same pipe lands in the same folder
     and resumes; `image_root` stays in, since it says which pixels are read.
@@ -190,8 +191,8 @@ def run_hash(command: str, doc: dict, args: dict) -> str:
     from lrp.shard import run_identity
 
     content = run_identity(doc)  # every shard of one run shares the run's folder
-    if content is doc:
-        content = dict(doc, lrp=dict(doc["lrp"], history=[{k: v for k, v in h.items() if k != "time"} for h in doc["lrp"].get("history") or []]))
+    if content is doc and isinstance(doc.get("lrp"), dict):
+        content = dict(doc, lrp=dict(doc["lrp"], history=[{k: v for k, v in h.items() if k not in ("time", "timing")} for h in doc["lrp"].get("history") or []]))
     h = hashlib.sha256()
     h.update(command.encode())
     h.update(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode())

@@ -196,6 +196,7 @@ def pose_document(
     """
     from lrp.document import add_history, derive
     from lrp.shard import apply_shard
+    from lrp.timing import Stopwatch, record_timing
 
     spec, size, warp_used, decode = check_options(model, boxes, decode, input_size, warp, flip)
     sr = check_crop_sr(crop_sr, crop_size, size, decode)
@@ -213,7 +214,8 @@ def pose_document(
         sr_spec, low, factor = sr
         upscaler = build_upscaler(sr_spec, factor, device=device, precision=precision)
         runner.crop_sr = (upscaler.upscale, low, factor)
-    results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going)
+    watch = Stopwatch(runner.device)
+    results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
     add_history(
         doc,
@@ -221,6 +223,7 @@ def pose_document(
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
          "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
+    record_timing(doc, watch, len({r["image_id"] for r in results}), len(results))
     if not quiet:
         n_images = len({p["image_id"] for p in people})
         extra = "".join(f", {n} {why}" for why, n in skipped.items() if n)
@@ -417,13 +420,14 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
     )
 
 
-def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False, keep_going=False):
+def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False, keep_going=False, watch=None):
     """Keypoints for every person: a list of result dicts (before rescoring), and failures."""
     import numpy as np
     import torch
 
     from lrp.document import image_path, images_by_id
     from lrp.images import load_rgb, parallel_map
+    from lrp.timing import timed
 
     imgs = images_by_id(doc)
     by_image: dict[int, list[dict]] = defaultdict(list)
@@ -451,7 +455,8 @@ def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False
             return
         group, centers, scales, crops = zip(*pending)
         scale = np.concatenate(scales)
-        kps = runner.predict(torch.cat(crops), np.concatenate(centers), scale)
+        with timed(watch):
+            kps = runner.predict(torch.cat(crops), np.concatenate(centers), scale)
         for p, k, s in zip((p for ps in group for p in ps), kps, scale):
             results.append({**p, "keypoints": k, "scale": s})
         pending, queued = [], 0

@@ -212,6 +212,8 @@ def superres_document(
     PartialFailure after all images, carrying the document without the failed ones."""
     from lrp.failures import ImageFailures
     from lrp.document import add_history, image_path
+    from lrp.frames import StackedFrames, frame_windows
+    from lrp.timing import Stopwatch, gt_people, record_timing
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map
     from lrp.kernels import load_kernel
@@ -243,10 +245,13 @@ def superres_document(
             raise UsageError(f"{model} is trained on noise-free images only; use {spec.noisy_variant} for noisy images")
         if not noise >= 0:
             raise UsageError(f"--noise {noise}: must be >= 0 (grey levels)")
+    windows = frame_windows(doc, spec.frames // 2) if spec.frames > 1 else None  # what a temporal model reads
+    stacked = StackedFrames(doc, keep=4 * (batch_size + spec.frames)) if windows else None  # decodes each frame ~once
     upscaler = build_upscaler(
         spec, sf, weights=weights, device=device, precision=precision, kernel=kernel_array,
         noise=noise or 0.0, tile=tile, overlap=tile_overlap, quiet=quiet,
     )
+    watch = Stopwatch(upscaler.device or "cpu")
 
     # Sizes first: refuse what cannot fit before anything is written.
     budget = memory_budget(upscaler.device)
@@ -264,6 +269,8 @@ def superres_document(
         "model": model, "scale": sf, "weights": str(weights) if weights else None, "kernel": kernel_label,
         "noise": noise, "precision": precision,
     }
+    if windows:
+        args["frames"] = spec.frames  # DESIGN: steps that use neighbouring frames say how many
     hash_args = dict(args, tile=tile, tile_overlap=tile_overlap if tile else None)
     root = resolve_out_dir("superres", doc, hash_args, out_dir)
     targets = output_targets(doc, root)
@@ -281,7 +288,8 @@ def superres_document(
     def load(batch):
         loaded = []
         for img in batch:
-            arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"])))
+            arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"]))
+                                 if windows is None else stacked(windows[img["id"]]))
             if arr is not None:
                 loaded.append((img, arr))
         return loaded
@@ -295,7 +303,8 @@ def superres_document(
             if not loaded:
                 continue
             try:
-                outs = upscaler.upscale([arr for _, arr in loaded])
+                with watch.model():
+                    outs = upscaler.upscale([arr for _, arr in loaded])
             except LrpError as e:
                 for img, _ in loaded:  # the batch failed as a whole: each of its images did
                     failures.record(img["id"], e, prefix=f"image {img['id']}: ")
@@ -306,6 +315,9 @@ def superres_document(
 
     new_doc = reframed(doc, frames, root)
     add_history(new_doc, "superres", args)
+    failed = failures.ids
+    ran = [img["id"] for img in todo if img["id"] not in failed]
+    record_timing(new_doc, watch, len(ran), gt_people(doc, ran))
     if not quiet:
         reused = len(doc["images"]) - len(todo)
         print(

@@ -163,9 +163,10 @@ def unsharded(shuffled, models, tmp_path_factory):
 
 
 def comparable(doc: dict) -> dict:
-    """A document without what may differ between runs: times, the merge step, the image root."""
+    """A document without what may differ between runs: times (when, and how long: timing), the
+    merge step, the image root."""
     doc = json.loads(json.dumps(doc))
-    doc["lrp"]["history"] = [{k: v for k, v in s.items() if k != "time"} for s in doc["lrp"]["history"] if s["command"] != "merge"]
+    doc["lrp"]["history"] = [{k: v for k, v in s.items() if k not in ("time", "timing")} for s in doc["lrp"]["history"] if s["command"] != "merge"]
     doc["lrp"]["image_root"] = None
     return doc
 
@@ -177,6 +178,11 @@ def assert_same_run(merged: dict, full: dict) -> None:
         assert merged["lrp"][key] == full["lrp"][key], key
     assert comparable(merged) == comparable(full)
     assert "shard" not in merged["lrp"]
+    # The timing of each step run after the split is joined over the shards: the same images
+    # and people in all; steps before the split keep the one timing they had.
+    for got, want in zip(merged["lrp"]["history"], full["lrp"]["history"]):
+        if "timing" in want:
+            assert (got["timing"]["images"], got["timing"]["people"]) == (want["timing"]["images"], want["timing"]["people"])
 
 
 def assert_same_images(merged: dict, full: dict) -> None:
@@ -346,7 +352,7 @@ def test_merge_refuses_to_write_over_a_shard(lr_shards, tmp_path):
     _, _, paths = lr_shards
     before = paths[0].read_bytes()
     res = run_lrp(CliRunner(), ["merge", *map(str, paths), "-o", str(paths[0])])
-    assert res.exit_code == 2 and "refusing to overwrite" in res.stderr
+    assert res.exit_code == 2 and "is an input of this command; refusing to write over it" in res.stderr  # lrp.outputs.check_output_files
     assert paths[0].read_bytes() == before
 
 

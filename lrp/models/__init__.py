@@ -59,6 +59,8 @@ class ModelSpec:
     noisy_variant: str | None = None  # trained on noise-free images only: the model for noisy ones
     bicubic_kernels: tuple[str, str] | None = None  # (file, where it comes from): the official
     #     kernels of bicubic degradation, a .mat in the weights folder, used by default if present
+    frames: int = 1  # consecutive frames the network takes (2r+1): superres stacks frames t-r .. t+r
+    #                  of the image's video on the channel axis (lrp.frames.frame_windows)
 
     def build(self):
         return resolve(self.builder)(**self.kwargs)

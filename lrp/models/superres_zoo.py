@@ -162,6 +162,23 @@ MODELS: list[ModelSpec] = [
         "RealSR DF2K: RRDBNet 23 blocks",
     ),
     *[_srmd(s, nf) for nf in (False, True) for s in (2, 3, 4)],
+    ModelSpec(
+        name="temporal-sr-x4-random",
+        task="superres",
+        arch="temporal-sr",
+        builder="lrp.models.temporal_sr:temporal_sr",
+        kwargs=dict(frames=5, scale=4, width=16, blocks=2),
+        scale=4,
+        frames=5,  # frames t-2 .. t+2 of the image's video, stacked on channels
+        bytes_per_output_pixel=400,
+        weights=WeightsInfo(
+            file="temporal-sr-x4-random.safetensors",
+            source="python -m lrp.models.temporal_sr   (writes seeded random weights)",
+            licence="MIT (lrp)",
+            trained_on="nothing: seeded random weights, for the plumbing of frame windows only",
+        ),
+        notes="Tiny early-fusion temporal SR (5 frames in, STAR-Pose's T=5), random weights: plumbing only",
+    ),
 ]
 
 # `lrp weights convert ARCH SRC`: official checkpoints -> state dicts in lrp's naming.
