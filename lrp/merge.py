@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from lrp.errors import LrpError, UsageError
+from lrp.errors import LrpError
 from lrp.options import Output, Quiet
 from lrp.shard import ITEM_KEYS, SPLIT, timeless
 
