@@ -30,6 +30,7 @@ Decode = Annotated[
     Optional[str],
     typer.Option(
         "--decode",
+        metavar="[standard|dark|udp|plain|maxpool|offset|simcc]",
         help="Codec reading the model's head: standard, dark, udp (UDP-trained weights), plain (argmax, no "
         "post-processing), maxpool (SRPose's fast argmax), offset (offset heads) or simcc (SimCC heads). "
         "Default: the model's own (offset for PoseNet, standard otherwise). A codec the model's head cannot "

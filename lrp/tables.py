@@ -136,6 +136,9 @@ def _shorten(text: str, width: int) -> str:
         return text
     while text and cell_len(text + "…") > width:
         text = text[:-1]
+    # Never end on part of a number ("x1-…" could be read as a value): cut before it.
+    while text and text[-1] in "0123456789.+-":
+        text = text[:-1]
     return text + "…"
 
 

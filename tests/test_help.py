@@ -24,7 +24,7 @@ def _help(runner, *args: str) -> str:
         (["superres"], "--device", "[auto|cpu|cuda|cuda:N]"),
         (["pose"], "--precision", "[fp32|bf16|fp16]"),
         (["pose"], "--boxes", "[gt|detections]"),
-        (["pose"], "--decode", "[standard|dark|udp|offset]"),
+        (["pose"], "--decode", "[standard|dark|udp|plain|maxpool|offset|simcc]"),
         (["degrade"], "--method", "[bicubic|bilinear|area|nearest|strided]"),
         (["evaluate"], "--format", "[table|markdown|csv|json]"),
         (["bucket"], "--format", "[table|markdown|csv|json]"),

@@ -298,7 +298,8 @@ def test_bad_inputs(runner, files, tmp_path):
     doc["lrp"]["poses"][2]["keypoints"] = doc["lrp"]["poses"][2]["keypoints"][:39]
     (tmp_path / "short.json").write_text(json.dumps(doc))
     res = run_lrp(runner, ["crowdpose", str(tmp_path / "short.json")])
-    assert res.exit_code == 1 and "lrp.poses[2]" in res.stderr and "CrowdPose has 14" in res.stderr
+    # Refused on reading (lrp.document checks every keypoint list against its category).
+    assert res.exit_code == 1 and "lrp.poses[2] (image 101): key 'keypoints' has 39 values, expected 42" in res.stderr
     res = run_lrp(runner, ["pck", str(tmp_path / "short.json")])
     assert res.exit_code == 1 and "lrp.poses[2]" in res.stderr
 
