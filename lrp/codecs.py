@@ -41,6 +41,16 @@ class Codec:
     def decode(self, output, center, scale, input_size) -> np.ndarray:
         raise NotImplementedError
 
+    def argmax(self, output, center, scale, input_size) -> np.ndarray | None:
+        """(N, K, 3) = the peak cell of each keypoint's map in the image (x, y) and the image
+        pixels per cell, before any sub-pixel step (`lrp pose --record-argmax`, CAL Fig. 5);
+        None for heads without a map (regression)."""
+        return None
+
+
+def _with_cell(xy: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    return np.concatenate([xy, np.broadcast_to(cell[:, None, None], xy.shape[:2] + (1,))], axis=-1)
+
 
 class HeatmapCodec(Codec):
     """Heatmap coordinates by `_locate`, then the crop's map back to the image (any stride)."""
@@ -53,6 +63,14 @@ class HeatmapCodec(Codec):
         coords, scores = self._locate(heatmaps)
         xy = heatmap_to_image(coords, center, scale, (heatmaps.shape[3], heatmaps.shape[2]), udp=self.udp)
         return np.concatenate([xy, scores[..., None]], axis=-1)
+
+    def argmax(self, output, center, scale, input_size) -> np.ndarray:
+        heatmaps = np.asarray(output[0] if isinstance(output, tuple) else output, dtype=np.float32)
+        coords, _ = argmax_heatmaps(heatmaps)
+        width = heatmaps.shape[3]
+        xy = heatmap_to_image(coords, center, scale, (width, heatmaps.shape[2]), udp=self.udp)
+        box_width = np.asarray(scale, dtype=np.float64)[:, 0] * 200.0
+        return _with_cell(xy, box_width / ((width - 1) if self.udp else width))
 
 
 class StandardCodec(HeatmapCodec):
@@ -146,20 +164,32 @@ class PoseNetCodec(Codec):
     """PoseNet's own decode (one tensor (N, 3K, H, W) on a stride-16 grid: K sigmoid heatmaps, K
     dy and K dx short-range offsets in input pixels): heatmap cell (y, x) sits at input pixel
     stride * (y, x), plus the offset at the argmax cell. Inputs are 16 n + 1 pixels, so the
-    stride is (input - 1) / (cells - 1)."""
+    stride is (input - 1) / (cells - 1). With `offsets=False` (`--decode plain`) the argmax cell
+    alone: CAL's offset-vs-heatmap comparison on real weights."""
 
     name = "offset"
     reads = "posenet"
     summary = "PoseNet: argmax cell x 16 + the short-range offset there"
+
+    def __init__(self, offsets: bool = True):
+        self.offsets = offsets
 
     def decode(self, output, center, scale, input_size) -> np.ndarray:
         out = np.asarray(output, dtype=np.float32)
         k, width = out.shape[1] // 3, out.shape[3]
         stride = (input_size[0] - 1) / (width - 1)
         offsets = np.stack([out[:, 2 * k :], out[:, k : 2 * k]], axis=2) / stride  # (dx, dy) in cells
-        coords, scores = decode_offset(out[:, :k], offsets)
+        coords, scores = decode_offset(out[:, :k], offsets if self.offsets else np.zeros_like(offsets))
         xy = apply_affine(coords * stride, crop_to_image(center, scale, input_size))
         return np.concatenate([xy, scores[..., None]], axis=-1)
+
+    def argmax(self, output, center, scale, input_size) -> np.ndarray:
+        out = np.asarray(output, dtype=np.float32)
+        k, width = out.shape[1] // 3, out.shape[3]
+        stride = (input_size[0] - 1) / (width - 1)
+        coords, _ = argmax_heatmaps(out[:, :k])
+        xy = apply_affine(coords * stride, crop_to_image(center, scale, input_size))
+        return _with_cell(xy, np.asarray(scale, dtype=np.float64)[:, 0] * 200.0 * stride / input_size[0])
 
 
 class SimCCCodec(Codec):
@@ -180,6 +210,11 @@ class SimCCCodec(Codec):
         scores = np.minimum(x.max(axis=2), y.max(axis=2))
         xy = apply_affine(coords, crop_to_image(center, scale, input_size))
         return np.concatenate([xy, scores[..., None]], axis=-1)
+
+    def argmax(self, output, center, scale, input_size) -> np.ndarray:
+        # SimCC's decode is its argmax: the peak bin, a bin being 1 / split_ratio input pixels.
+        xy = self.decode(output, center, scale, input_size)[..., :2]
+        return _with_cell(xy, np.asarray(scale, dtype=np.float64)[:, 0] * 200.0 / (input_size[0] * self.split_ratio))
 
 
 class RegressionCodec(Codec):
@@ -209,5 +244,5 @@ def codec_for(head: str, name: str) -> Codec:
     if head == "regression":
         return RegressionCodec()
     if head == "posenet":
-        return PoseNetCodec()
+        return PoseNetCodec(offsets=name != "plain")
     return CODECS[name]()

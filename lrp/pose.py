@@ -68,6 +68,15 @@ CropSize = Annotated[
     Optional[str],
     typer.Option("--crop-size", help="Low crop WxH for --crop-sr (default: the input size / the SR scale).", show_default=False),
 ]
+RecordArgmax = Annotated[
+    bool,
+    typer.Option(
+        "--record-argmax",
+        help="Also record each keypoint's heatmap peak cell before any sub-pixel step: lrp_argmax [x, y, ...] in "
+        "the document's frame and lrp_cell (image pixels per heatmap cell) on every pose, for lrp displacement "
+        "(CAL Fig. 5). Refused for regression heads (no heatmap).",
+    ),
+]
 InVis = Annotated[float, typer.Option("--in-vis", help="Joint score threshold of the rescoring.")]
 OksNms = Annotated[float, typer.Option("--oks-nms", help="OKS-NMS threshold per image (1 keeps every person).")]
 DetectionsFile = Annotated[
@@ -97,6 +106,7 @@ def command(
     warp: Warp = "auto",
     crop_sr: CropSR = None,
     crop_size: CropSize = None,
+    record_argmax: RecordArgmax = False,
     in_vis: InVis = 0.2,
     oks_nms: OksNms = 0.9,
     device: Device = "auto",
@@ -124,8 +134,9 @@ def command(
     from lrp.inputs import load_document
     from lrp.outputs import write_result
 
-    _, size, _, decode = check_options(model, boxes, decode, input_size, warp, flip)  # usage errors before reading anything
+    spec, size, _, decode = check_options(model, boxes, decode, input_size, warp, flip)  # usage errors before reading anything
     check_crop_sr(crop_sr, crop_size, size, decode)
+    check_record_argmax(spec, record_argmax)
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
     write_result(
         "pose",
@@ -144,6 +155,7 @@ def command(
             warp=warp,
             crop_sr=crop_sr,
             crop_size=crop_size,
+            record_argmax=record_argmax,
             in_vis=in_vis,
             oks_nms=oks_nms,
             device=device,
@@ -179,6 +191,7 @@ def pose_document(
     warp: str = "auto",
     crop_sr: str | None = None,
     crop_size: str | None = None,
+    record_argmax: bool = False,
     in_vis: float = 0.2,
     oks_nms: float = 0.9,
     device: str = "auto",
@@ -201,6 +214,7 @@ def pose_document(
 
     spec, size, warp_used, decode = check_options(model, boxes, decode, input_size, warp, flip)
     sr = check_crop_sr(crop_sr, crop_size, size, decode)
+    check_record_argmax(spec, record_argmax)
 
     doc = derive(doc)
     if detections_file is not None:
@@ -209,6 +223,7 @@ def pose_document(
     doc = apply_shard(doc, shard, "pose")
     people, skipped = collect_people(doc, boxes, det_threshold)
     runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used)
+    runner.record_argmax = record_argmax
     if sr is not None:
         from lrp.superres import build_upscaler
 
@@ -222,7 +237,7 @@ def pose_document(
         doc,
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
-         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
+         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "record_argmax": record_argmax, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
     )
     record_timing(doc, watch, len({r["image_id"] for r in results}), len(results))
     if not quiet:
@@ -258,7 +273,7 @@ def check_options(model: str, boxes: str, decode: str | None, input_size: str | 
         if traits.head == "regression":
             why = "it has no heatmaps to decode"
         elif traits.head == "posenet":
-            why = "a stride-16 offset head: decode it with --decode offset"
+            why = "a stride-16 offset head: decode it with --decode offset or plain"
         elif reads == "heatmap+offset":
             why = "--decode offset needs a model with an offset head"
         else:
@@ -286,6 +301,13 @@ def check_posenet_options(model: str, flip, size: tuple[int, int]) -> None:
         raise UsageError(f"--flip: {model} runs without the flip test (its offsets are not mirrored)")
     if any((v - 1) % 16 for v in size):
         raise UsageError(f"--input-size {size[0]}x{size[1]}: {model} takes sides of 16 n + 1 pixels (e.g. 257x257, 385x385)")
+
+
+def check_record_argmax(spec, record_argmax: bool) -> None:
+    from lrp.models.pose_zoo import pose_traits
+
+    if record_argmax and pose_traits(spec).head == "regression":
+        raise UsageError(f"--record-argmax: {spec.name} regresses its keypoints (no heatmap peak to record)")
 
 
 def check_crop_sr(crop_sr: str | None, crop_size: str | None, size: tuple[int, int], decode: str):
@@ -492,13 +514,15 @@ def finish(results: list[dict], *, in_vis: float = 0.2, oks_threshold: float = 0
         scores = rescore(np.array([r["score"] for r in rs]), kps[:, :, 2], in_vis)
         areas = pose_area(np.stack([r["scale"] for r in rs]))
         for i in sorted(oks_nms(kps, scores, areas, oks_threshold)):
-            out.append(
-                {
-                    "image_id": iid,
-                    "category_id": rs[i]["category_id"],
-                    "keypoints": [float(v) for v in kps[i].reshape(-1)],
-                    "score": float(scores[i]),
-                    "bbox": [float(v) for v in rs[i]["bbox"]],
-                }
-            )
+            result = {
+                "image_id": iid,
+                "category_id": rs[i]["category_id"],
+                "keypoints": [float(v) for v in kps[i, :, :3].reshape(-1)],
+                "score": float(scores[i]),
+                "bbox": [float(v) for v in rs[i]["bbox"]],
+            }
+            if kps.shape[2] > 3:  # --record-argmax: extra keys, which COCO results loaders ignore
+                result["lrp_argmax"] = [float(v) for v in kps[i, :, 3:5].reshape(-1)]
+                result["lrp_cell"] = float(kps[i, 0, 5])
+            out.append(result)
     return out

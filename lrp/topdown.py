@@ -336,8 +336,8 @@ class TopDown:
             raise ValueError(f"unknown decoder {decoder!r}")
         if kind == "offset" and (decoder != "offset" or flip):
             raise ValueError("an offset-head model decodes with 'offset' and no flip test")
-        if kind == "posenet" and (decoder != "offset" or flip):
-            raise ValueError("PoseNet's head decodes with 'offset' and no flip test (its offsets are not mirrored)")
+        if kind == "posenet" and (decoder not in ("offset", "plain") or flip):
+            raise ValueError("PoseNet's head decodes with 'offset' or 'plain' and no flip test (its offsets are not mirrored)")
         self.model = model.eval()
         self.input_size = tuple(int(v) for v in input_size)
         self.kind = kind
@@ -352,6 +352,7 @@ class TopDown:
         self.warp = resolve_warp(warp)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.crop_sr = crop_sr
+        self.record_argmax = False  # lrp pose --record-argmax: predict() adds the peak cells
         if crop_sr is not None and self.udp:
             raise ValueError("crop-level SR maps crops centre-aligned; UDP's corner-aligned maps do not compose with it")
 
@@ -423,8 +424,13 @@ class TopDown:
         else:
             out = torch.cat(outputs).cpu().numpy()
         keypoints = self.codec.decode(out, center, scale, self.input_size)
+        if self.record_argmax:  # three more columns: the peak cell (x, y) and the cell's size
+            keypoints = np.concatenate([keypoints, self.codec.argmax(out, center, scale, self.input_size)], axis=-1)
         if self.crop_sr is not None:
-            keypoints[..., :2] += self.sr_shift(center, scale)[:, None, :]
+            shift = self.sr_shift(center, scale)[:, None, :]
+            keypoints[..., :2] += shift
+            if self.record_argmax:
+                keypoints[..., 3:5] += shift
         return keypoints
 
     def _merge_flip(self, plain, mirrored):

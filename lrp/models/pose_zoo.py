@@ -158,7 +158,7 @@ MODELS: list[ModelSpec] = [
         notes="MoveNet Lightning: Thunder's network at width 1.0 and a 192x192 input, run top-down like Thunder",
     ),
     _human_pose(
-        "posenet", ("offset",), [385, 385],
+        "posenet", ("offset", "plain"), [385, 385],
         name="posenet", task="pose", builder="lrp.models.posenet:posenet",
         graph="posenet",
         licence="Apache-2.0 (Google PoseNet, MobileNetV1 0.75, output stride 16)",
