@@ -216,6 +216,7 @@ def pose_document(
     sr = check_crop_sr(crop_sr, crop_size, size, decode)
     check_record_argmax(spec, record_argmax)
 
+    check_keypoint_set(doc, spec)
     doc = derive(doc)
     if detections_file is not None:
         boxes = "detections"
@@ -301,6 +302,18 @@ def check_posenet_options(model: str, flip, size: tuple[int, int]) -> None:
         raise UsageError(f"--flip: {model} runs without the flip test (its offsets are not mirrored)")
     if any((v - 1) % 16 for v in size):
         raise UsageError(f"--input-size {size[0]}x{size[1]}: {model} takes sides of 16 n + 1 pixels (e.g. 257x257, 385x385)")
+
+
+def check_keypoint_set(doc: dict, spec) -> None:
+    """A person category that names its keypoints must name the model's (COCO-17 for every model
+    in the registry): poses of another set would be scored against the wrong joints."""
+    from lrp.document import person_category_id
+    from lrp.keypoints import category_set
+    from lrp.models.pose_zoo import pose_traits
+
+    cat_id = person_category_id(doc)
+    if any(c["id"] == cat_id and c.get("keypoints") for c in doc["categories"]):
+        category_set(doc, "document", expect=pose_traits(spec).keypoint_set)
 
 
 def check_record_argmax(spec, record_argmax: bool) -> None:

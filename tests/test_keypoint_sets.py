@@ -325,3 +325,21 @@ def test_head_box_moves_with_the_frame():
     out = map_annotation(ann, [0.25, 0.5, 1.0, 2.0], (40, 60))
     assert out["head_box"] == [21.0, 12.0, 6.0, 15.0]
     assert pck.head_size(out["head_box"], "x") == pytest.approx(0.6 * math.hypot(6, 15))
+
+
+def test_pose_refuses_a_document_of_another_keypoint_set(runner, tmp_path):
+    """An MPII-16 document cannot go through a COCO-17 model: one line naming the key, exit 1."""
+    from conftest import run_lrp
+    from lrp.keypoints import get_set, person_category
+    from lrp.sample import sample_document
+
+    doc = sample_document()
+    mpii = person_category(get_set("mpii-16"), doc["categories"][0]["id"])
+    doc["categories"] = [mpii]
+    for a in doc["annotations"]:
+        a["keypoints"], a["num_keypoints"] = [0] * 48, 0
+    path = tmp_path / "mpii.json"
+    path.write_text(json.dumps(doc))
+    res = run_lrp(runner, ["pose", str(path), "-q", "--model", "movenet-thunder", "--device", "cpu"])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == "lrp pose: error: document: categories[0].keypoints are mpii-16, not the coco-17 this needs"

@@ -23,6 +23,7 @@ class PoseSpec(ModelSpec):
     codecs: tuple = HEATMAP_CODECS  # the decoders (lrp.codecs.CODECS) that can read that output
     input_sizes: tuple = ()  # (w, h) sizes the weights support; () = any size (fully convolutional)
     crop: str = "cv2"  # "cv2": the official inference crops with the installed cv2.warpAffine; else a fixed warp
+    keypoint_set: str = "coco-17"  # the keypoints it predicts (lrp.keypoints.SETS): documents must carry the same
 
 
 def pose_traits(spec: ModelSpec) -> PoseSpec:
