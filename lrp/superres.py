@@ -216,7 +216,9 @@ def superres_document(
     from lrp.images import load_rgb, parallel_map
     from lrp.kernels import load_kernel
     from lrp.models import get_model
-    from lrp.outputs import Frame, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png
+    from lrp.outputs import (
+        Frame, claim_out_dir, drop_images, finish_run, finished_png, output_targets, reframed, resolve_out_dir, save_png,
+    )
 
     spec = get_model(model, "superres")
     sf = resolve_scale(spec, scale, doc)
@@ -265,7 +267,8 @@ def superres_document(
         "noise": noise, "precision": precision,
     }
     hash_args = dict(args, tile=tile, tile_overlap=tile_overlap if tile else None)
-    root = resolve_out_dir("superres", doc, hash_args, out_dir)
+    label = model if model.endswith(f"x{sf}") else f"{model}-x{sf}"  # realsr-df2k-x4, bicubic-x4
+    root = resolve_out_dir("superres", doc, hash_args, out_dir, label=label)
     targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "superres", doc, hash_args)
     frames = {}
@@ -303,6 +306,8 @@ def superres_document(
             pending += [writer.submit(save, img, out) for (img, _), out in zip(loaded, outs)]
         for fut in pending:
             fut.result()
+    if not failures:
+        finish_run(root, doc)
 
     new_doc = reframed(doc, frames, root)
     add_history(new_doc, "superres", args)
