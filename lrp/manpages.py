@@ -38,6 +38,7 @@ EXAMPLES = {
     "lrp weights convert": ["lrp weights convert esrgan RRDB_ESRGAN_x4.pth --model esrgan"],
     "lrp weights fetch": ["lrp weights fetch realesrgan-x4plus movenet-thunder", "lrp weights fetch all"],
     "lrp weights verify": ["lrp weights verify", "lrp weights verify movenet-thunder"],
+    "lrp runs gc": ["lrp runs gc --dry-run", "lrp runs gc --unreferenced results/*.json"],
     "lrp weights path": ["ls -l \"$(lrp weights path movenet-thunder)\""],
 }
 
@@ -58,7 +59,7 @@ ENVIRONMENT = [
      {"degrade", "superres", "detect", "pose"}),
     ("LRP_MEMORY_LIMIT", "Bytes one super-resolution batch may use (default: 60% of free memory).", {"superres"}),
     ("COLUMNS", "Width of the terminal tables (default: the terminal's; no limit in a pipe). Tables shorten "
-                "labels and leave out whole columns to fit, never digits.", {"evaluate", "bucket", "weights"}),
+                "labels and leave out whole columns to fit, never digits.", {"evaluate", "bucket", "weights", "runs"}),
     ("LRP_DEBUG", "Set (as --debug does) to show tracebacks instead of one-line errors.", None),
 ]
 

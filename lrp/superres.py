@@ -188,6 +188,12 @@ def resolve_scale(spec, scale: Optional[int], doc: dict) -> int:
     return 4
 
 
+def run_label(args: dict) -> str:
+    """The key arguments in a run folder's name: `realsr-df2k-x4`, `bicubic-x4`."""
+    model, scale = args["model"], args["scale"]
+    return model if model.endswith(f"x{scale}") else f"{model}-x{scale}"
+
+
 def superres_document(
     doc: dict,
     *,
@@ -267,8 +273,7 @@ def superres_document(
         "noise": noise, "precision": precision,
     }
     hash_args = dict(args, tile=tile, tile_overlap=tile_overlap if tile else None)
-    label = model if model.endswith(f"x{sf}") else f"{model}-x{sf}"  # realsr-df2k-x4, bicubic-x4
-    root = resolve_out_dir("superres", doc, hash_args, out_dir, label=label)
+    root = resolve_out_dir("superres", doc, hash_args, out_dir, label=run_label(args))
     targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "superres", doc, hash_args)
     frames = {}
