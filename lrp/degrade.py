@@ -269,3 +269,9 @@ def command(
             keep_going=keep_going,
         ),
     )
+
+
+# `lrp.degrade(...)` calls degrade_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

@@ -434,3 +434,9 @@ def command(
         json_data=json_data(evaluations, settings), notes=notes,
     )
     check_bars(evaluations, bars)
+
+
+# `lrp.evaluate(...)` calls evaluate_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

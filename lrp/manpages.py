@@ -38,7 +38,6 @@ EXAMPLES = {
     "lrp weights convert": ["lrp weights convert esrgan RRDB_ESRGAN_x4.pth --model esrgan"],
     "lrp weights fetch": ["lrp weights fetch realesrgan-x4plus movenet-thunder", "lrp weights fetch all"],
     "lrp weights verify": ["lrp weights verify", "lrp weights verify movenet-thunder"],
-    "lrp runs gc": ["lrp runs gc --dry-run", "lrp runs gc --unreferenced results/*.json"],
     "lrp weights path": ["ls -l \"$(lrp weights path movenet-thunder)\""],
 }
 

@@ -496,3 +496,9 @@ def finish(results: list[dict], *, in_vis: float = 0.2, oks_threshold: float = 0
                 }
             )
     return out
+
+
+# `lrp.pose(...)` calls pose_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

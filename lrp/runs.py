@@ -30,9 +30,7 @@ from lrp.errors import LrpError, UsageError
 from lrp.options import step
 from lrp.outputs import RUN_MANIFEST, RUNS_ROOT, read_manifest, shard_marker
 
-app = typer.Typer(
-    help="List the run folders under lrp-runs/ (what, when, size, images, complete); `lrp runs gc` removes "
-    "incomplete and unreferenced ones.",
+app = typer.Typer(  # its help is the docstring of `command` below
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -283,10 +281,11 @@ def command(
     root: Root = RUNS_ROOT,
     fmt: Annotated[str, typer.Option("--format", metavar="[table|json]", help="A table that fits the terminal, or JSON (every field).")] = "table",
 ):
-    """List the run folders of degrade and superres: what, when, state, images, size.
+    """List the run folders of degrade and superres (what, when, state, images, size); gc removes old ones.
 
     A run is complete once its step wrote every image; an interrupted or crashed run stays
-    incomplete, and a run still going on this machine shows as running.
+    incomplete, and a run still going on this machine shows as running. `lrp runs gc` removes
+    the incomplete run folders, and with --unreferenced those no given document uses.
 
     Example:
 

@@ -412,3 +412,9 @@ def command(
             workers=workers, quiet=quiet, keep_going=keep_going,
         ),
     )
+
+
+# `lrp.superres(...)` calls superres_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)
