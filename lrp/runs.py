@@ -15,6 +15,7 @@ its target), and refuses a root with no run folder in it or that is itself a run
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import shutil
 import socket
@@ -27,10 +28,11 @@ from typing import Annotated, Optional
 import typer
 
 from lrp.errors import LrpError, UsageError
-from lrp.options import step
+from lrp.options import LrpGroup, step
 from lrp.outputs import RUN_MANIFEST, RUNS_ROOT, read_manifest, shard_marker
 
 app = typer.Typer(  # its help is the docstring of `command` below
+    cls=LrpGroup,
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -95,7 +97,8 @@ class Run:
 def check_root(root: Path) -> Path:
     """The resolved root; refuses one that is missing, not a folder or itself a run folder."""
     if not root.exists():
-        raise UsageError(f"--root {root}: no such folder")
+        hint = " (degrade and superres make it in the folder they run in)" if root == RUNS_ROOT else ""
+        raise UsageError(f"--root {root}: no such folder{hint}")
     if not root.is_dir():
         raise UsageError(f"--root {root}: is not a folder")
     if (root / RUN_MANIFEST).exists():
@@ -279,7 +282,10 @@ def print_table(runs: list[Run], root: Path, out=None) -> None:
 def command(
     ctx: typer.Context,
     root: Root = RUNS_ROOT,
-    fmt: Annotated[str, typer.Option("--format", metavar="[table|json]", help="A table that fits the terminal, or JSON (every field).")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", metavar="[table|markdown|csv|json]", help="A table that fits the terminal, markdown, or csv/json (every field)."),
+    ] = "table",
 ):
     """List the run folders of degrade and superres (what, when, state, images, size); gc removes old ones.
 
@@ -293,17 +299,19 @@ def command(
 
         lrp runs --root /data/lrp-runs --format json | jq '.[] | select(.state != "complete")'
     """
+    from lrp.tables import check_format, emit
+
     if ctx.invoked_subcommand is not None:
         return
-    if fmt not in ("table", "json"):
-        raise UsageError(f"--format must be table or json (got {fmt!r})")
+    check_format(fmt)
     runs = find_runs(root)
-    if fmt == "json":
-        from lrp.tables import render_json
-
-        sys.stdout.write(render_json([r.record() for r in runs]))
+    if fmt == "table":
+        print_table(runs, root)
         return
-    print_table(runs, root)
+    records = [r.record() for r in runs]
+    csv_records = [dict(r, arguments=json.dumps(r["arguments"], sort_keys=True)) for r in records]
+    table = _table(runs, COLUMNS, f"run folders in {root}")
+    emit([table], fmt, csv_columns=list(records[0]) if records else ["folder"], records=csv_records, json_data=records)
 
 
 @app.command("gc")

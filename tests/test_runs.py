@@ -182,6 +182,11 @@ def test_runs_lists_what_when_state_images_and_size(two_runs, runner, cwd, monke
         assert done.name in r.stdout and broken.name in r.stdout  # the folder names are never cut
         assert "incomplete" in r.stdout
     assert "degrade bicubic-x0.25" in r.stdout  # the wide table shows what each run is
+    r = run_lrp(runner, ["runs", "--format", "csv"])
+    lines = r.stdout.splitlines()
+    assert r.exit_code == 0 and lines[0].startswith("folder,what,command,run,") and len(lines) == 3
+    r = run_lrp(runner, ["runs", "--format", "markdown"])
+    assert r.exit_code == 0 and "| degrade bicubic-x0.25 |" in r.stdout
 
 
 def test_runs_bad_root_is_one_line(runner, tmp_path):
@@ -189,6 +194,10 @@ def test_runs_bad_root_is_one_line(runner, tmp_path):
     assert r.exit_code == 2 and r.stderr.startswith("lrp runs: error: --root") and len(r.stderr.splitlines()) == 1
     r = run_lrp(runner, ["runs", "--format", "xml", "--root", str(tmp_path)])
     assert r.exit_code == 2 and "--format" in r.stderr
+    r = run_lrp(runner, ["runs", "--bogus"])
+    assert r.exit_code == 2 and r.stderr.startswith("lrp runs: error: No such option: --bogus")
+    r = run_lrp(runner, ["runs", "gc", "--root", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and r.stderr.startswith("lrp runs: error: --root") and len(r.stderr.splitlines()) == 1
 
 
 # --------------------------------------------------------------------------------------------
