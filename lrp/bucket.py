@@ -525,3 +525,9 @@ def command(
         plot(report, plot_file)
         if not quiet:
             print(f"chart: {plot_file}", file=sys.stderr)
+
+
+# `lrp.bucket(...)` calls bucket_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

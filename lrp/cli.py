@@ -59,15 +59,16 @@ def _main(
 
 def _register() -> None:
     # Import order is the order of `lrp --help`: the pipeline's order.
-    from lrp import bucket, cost, crowdpose, degrade, detect, displacement, draw, evaluate, frames, merge, mix, pck, pose, quality, report, superres, weights
+    from lrp import bucket, cost, crowdpose, degrade, detect, displacement, draw, evaluate, frames, merge, mix, pck, pose, quality, report, runs, superres, weights
 
     for module in (frames, degrade, superres, detect, pose, merge, mix, evaluate, bucket, displacement, draw, report, pck, crowdpose, quality, cost):
         name = module.__name__.rsplit(".", 1)[1]
         app.command(name, cls=LrpCommand, help=module.command.__doc__, no_args_is_help=False)(step(name)(module.command))
-    for info in weights.app.registered_commands:
-        if info.cls in (None, TyperCommand):
-            info.cls = LrpCommand
-    app.add_typer(weights.app, name="weights")
+    for sub in (weights, runs):
+        for info in sub.app.registered_commands:
+            if info.cls in (None, TyperCommand):
+                info.cls = LrpCommand
+        app.add_typer(sub.app, name=sub.__name__.rsplit(".", 1)[1])
 
 
 _register()

@@ -24,7 +24,10 @@ from lrp.failures import ImageFailures
 from lrp.images import load_rgb, parallel_map
 from lrp.inputs import load_document
 from lrp.kernels import parse_blur
-from lrp.outputs import Frame, check_image_size, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png, write_result
+from lrp.outputs import (
+    Frame, check_image_size, claim_out_dir, drop_images, finish_run, finished_png, output_targets, reframed, resolve_out_dir,
+    save_png, write_result,
+)
 from lrp.options import Images, Input, KeepGoing, OutDir, Output, Quiet, Shard, Workers
 from lrp.resize import METHODS, Blur, resample, single_threaded_blas, strided_step, to_uint8
 from lrp.shard import apply_shard
@@ -118,6 +121,18 @@ def noise_rng(seed: int, image_id: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed % 2**63, image_id % 2**63]))
 
 
+def run_label(args: dict) -> str:
+    """The key arguments in a run folder's name: `bicubic-x0.25`, `area-to-origin-noise5-jpeg75`."""
+    parts = [args["method"], "to-origin" if args["to_origin"] else f"x{args['scale']:g}"]
+    if args["kernel"]:
+        parts.append("blur")
+    if args["noise"]:
+        parts.append(f"noise{args['noise']:g}")
+    if args["jpeg"] is not None:
+        parts.append(f"jpeg{args['jpeg']}")
+    return "-".join(parts)
+
+
 def degrade_document(
     doc: dict,
     *,
@@ -151,7 +166,7 @@ def degrade_document(
     }
     hash_args = dict(args, kernel_sha256=kernel_sha)
     frames = plan_frames(doc, scale=scale, method=method, to_origin=to_origin)  # refuses before writing
-    root = resolve_out_dir("degrade", doc, hash_args, out_dir)
+    root = resolve_out_dir("degrade", doc, hash_args, out_dir, label=run_label(args))
     targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "degrade", doc, hash_args)
 
@@ -171,6 +186,8 @@ def degrade_document(
 
     with single_threaded_blas():  # one image per thread; BLAS threads on top only contend
         outcomes = list(parallel_map(work, doc["images"], workers=workers, desc="degrade", quiet=quiet))
+    if not failures:
+        finish_run(root, doc)
     new_doc = reframed(doc, frames, root)
     record = {"method": method, "scale": scale, "kernel": kernel, "noise": noise, "jpeg": jpeg, "seed": seed}
     if to_origin:
@@ -252,3 +269,9 @@ def command(
             keep_going=keep_going,
         ),
     )
+
+
+# `lrp.degrade(...)` calls degrade_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

@@ -259,3 +259,9 @@ def encode_mask(mask) -> tuple[dict, int]:
     rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle, int(mask.sum())
+
+
+# `lrp.detect(...)` calls detect_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

@@ -440,3 +440,9 @@ def command(
         add_timing(tables, columns, records, data["documents"], {ev.label: ev.history for ev in evaluations})
     emit(tables, fmt, output, csv_columns=columns, records=records, json_data=data, notes=notes)
     check_bars(evaluations, bars)
+
+
+# `lrp.evaluate(...)` calls evaluate_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

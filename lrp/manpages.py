@@ -58,7 +58,7 @@ ENVIRONMENT = [
      {"degrade", "superres", "detect", "pose"}),
     ("LRP_MEMORY_LIMIT", "Bytes one super-resolution batch may use (default: 60% of free memory).", {"superres"}),
     ("COLUMNS", "Width of the terminal tables (default: the terminal's; no limit in a pipe). Tables shorten "
-                "labels and leave out whole columns to fit, never digits.", {"evaluate", "bucket", "weights"}),
+                "labels and leave out whole columns to fit, never digits.", {"evaluate", "bucket", "weights", "runs"}),
     ("LRP_DEBUG", "Set (as --debug does) to show tracebacks instead of one-line errors.", None),
 ]
 

@@ -253,3 +253,9 @@ def command(shards: ShardDocs, output: Output = None, quiet: Quiet = False):
     if not quiet:
         print(f"lrp merge: {len(docs)} shards -> {len(merged['images'])} images", file=sys.stderr)
     write_document(merged, output)
+
+
+# `lrp.merge(...)` calls merge_documents (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

@@ -449,3 +449,9 @@ def _plot_curve(curve, best, path) -> None:
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+# `lrp.mix(...)` calls mix_documents (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 try:  # newer typer carries its own copy of click
     from typer._click.exceptions import UsageError as ClickUsageError
@@ -162,8 +162,8 @@ class ClosedStdin:
         return self
 
 
-class LrpCommand(TyperCommand):
-    """A subcommand whose usage errors read `lrp COMMAND: error: ...` like every other error."""
+class OneLineUsageErrors:
+    """Usage errors read `lrp COMMAND: error: ...` like every other error (a mixin for click)."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -178,3 +178,11 @@ class LrpCommand(TyperCommand):
             message = " ".join(e.format_message().split())
             print(f"lrp {path[0]}: error: {message} (see 'lrp {' '.join(path)} --help')", file=sys.stderr)
             raise typer.Exit(2) from None
+
+
+class LrpCommand(OneLineUsageErrors, TyperCommand):
+    """A subcommand whose usage errors read `lrp COMMAND: error: ...` like every other error."""
+
+
+class LrpGroup(OneLineUsageErrors, TyperGroup):
+    """A command with subcommands (`lrp runs`), whose own usage errors are one line too."""

@@ -211,19 +211,20 @@ def _relation(folder: Path, root: Path) -> str | None:
     return None
 
 
-def resolve_out_dir(command: str, doc: dict, args: dict, out_dir: str | Path | None) -> Path:
+def resolve_out_dir(command: str, doc: dict, args: dict, out_dir: str | Path | None, label: str = "") -> Path:
     """The folder this step writes its images to; refuses one that could hit an input.
 
     An `--out-dir` may not be, contain or lie inside the input image root or the origin
     dataset's image root (a file_name such as `img/a.png` under a folder above the root would
-    overwrite the input). The default `lrp-runs/...` folder is new by construction.
+    overwrite the input). The default `lrp-runs/...` folder is new by construction; `label`
+    (the key arguments, e.g. the model) goes into its name so that folders can be told apart.
     """
     roots = {"input image folder": image_root(doc).resolve()}
     origin = origin_root(doc)
     if origin is not None:
         roots.setdefault("origin image folder", Path(origin).resolve())
     if out_dir is None:
-        target = Path("lrp-runs") / f"{command}-{run_hash(command, doc, args)}"
+        target = default_run_folder(command, doc, args, label)
     else:
         target = Path(out_dir)
     resolved = target.resolve()
@@ -236,7 +237,53 @@ def resolve_out_dir(command: str, doc: dict, args: dict, out_dir: str | Path | N
     return resolved  # created by claim_out_dir, once every check has passed
 
 
+RUNS_ROOT = Path("lrp-runs")
 RUN_MANIFEST = ".lrp-run.json"
+
+
+def _label_part(text: str) -> str:
+    """`label` as it may appear in a folder name: letters, digits, `.`, `-` and `_` only."""
+    out = "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
+    return "-".join(part for part in out.split("-") if part)
+
+
+def default_run_folder(command: str, doc: dict, args: dict, label: str = "") -> Path:
+    """`lrp-runs/<command>-<label>-<hash>/`, e.g. `superres-realsr-df2k-x4-0123456789ab`.
+
+    The hash alone decides which run a folder holds (the label only helps a reader), so a
+    folder of an older version, named `<command>-<hash>`, is still found and resumed.
+    """
+    digest = run_hash(command, doc, args)
+    old = RUNS_ROOT / f"{command}-{digest}"
+    label = _label_part(label)
+    if not label or old.is_dir():
+        return old
+    return RUNS_ROOT / f"{command}-{label}-{digest}"
+
+
+def _utc_now() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shard_of_run(doc: dict) -> str | None:
+    record = doc["lrp"].get("shard")
+    return None if record is None else f"{record['index']}-of-{record['count']}"
+
+
+def shard_marker(root: Path, shard: str) -> Path:
+    """The file a finished shard leaves in the run folder it shares with its sibling shards."""
+    return root / f".lrp-run.shard-{shard}.done"
+
+
+def read_manifest(root: Path) -> dict | None:
+    """The run manifest of a folder (None: there is none, or it is not a JSON object)."""
+    try:
+        found = json.loads((root / RUN_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def claim_out_dir(root: Path, command: str, doc: dict, args: dict) -> bool:
@@ -244,27 +291,69 @@ def claim_out_dir(root: Path, command: str, doc: dict, args: dict) -> bool:
 
     A folder named with --out-dir may already hold images from a run with other settings; reusing
     them would silently mix degradations. So finished outputs are reused only when the folder's
-    manifest names the same command, input and arguments, and a folder holding another run's
-    outputs is refused.
+    manifest names the same command and run hash (input and arguments), and a folder holding
+    another run's outputs is refused. The manifest also says what the run is (for `lrp runs`):
+    the arguments, the input document's sha256, when it started, and `complete` (false until
+    `finish_run`, so a crashed or interrupted run stays incomplete). Shards of one run share the
+    folder; each finished shard leaves its own marker file instead of rewriting the manifest.
     """
+    import socket
+
+    from lrp.shard import document_hash
+
     key = {"command": command, "run": run_hash(command, doc, args)}
     path = root / RUN_MANIFEST
+    shard = _shard_of_run(doc)
     if path.exists():
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError):
-            found = None
-        if found != key:
+        found = read_manifest(root)
+        if found is None or {k: found.get(k) for k in key} != key:
             raise UsageError(
                 f"--out-dir {root} holds the outputs of another run ({RUN_MANIFEST} differs); "
                 "choose another folder or empty it"
             )
+        if shard is not None:
+            shard_marker(root, shard).unlink(missing_ok=True)
+        elif found.get("complete") is False:
+            _write_manifest(root, dict(found, resumed=_utc_now(), pid=os.getpid(), host=socket.gethostname()))
         return True
-    try:
-        atomic_write_text(path, json.dumps(key) + "\n")
-    except OSError as e:
-        raise LrpError(f"--out-dir {root}: cannot write: {e.strerror or e}") from None
+    manifest = dict(
+        key,
+        arguments=json.loads(json.dumps(args, sort_keys=True, default=str)),
+        input=document_hash(doc),
+        images=len(doc["images"]),
+        started=_utc_now(),
+        complete=False,
+        version=__version__,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+    )
+    if shard is not None:
+        manifest["shards"] = doc["lrp"]["shard"]["count"]
+        manifest["images"] = None  # the images of the whole run are not known to one shard
+    _write_manifest(root, manifest)
     return False
+
+
+def _write_manifest(root: Path, manifest: dict) -> None:
+    _write_in_run(root / RUN_MANIFEST, json.dumps(manifest) + "\n")
+
+
+def _write_in_run(path: Path, text: str) -> None:
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise LrpError(f"--out-dir {path.parent}: cannot write: {e.strerror or e}") from None
+
+
+def finish_run(root: Path, doc: dict) -> None:
+    """Record that the step wrote every image of its run folder (after the last image)."""
+    shard = _shard_of_run(doc)
+    if shard is not None:
+        _write_in_run(shard_marker(root, shard), _utc_now() + "\n")
+        return
+    found = read_manifest(root)
+    if found is not None and found.get("complete") is not True:  # an old manifest gets the field too
+        _write_manifest(root, dict(found, complete=True, finished=_utc_now()))
 
 
 def check_image_size(size: tuple[int, int], where: str) -> None:

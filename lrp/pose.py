@@ -539,3 +539,9 @@ def finish(results: list[dict], *, in_vis: float = 0.2, oks_threshold: float = 0
                 result["lrp_cell"] = float(kps[i, 0, 5])
             out.append(result)
     return out
+
+
+# `lrp.pose(...)` calls pose_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)

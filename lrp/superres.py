@@ -188,6 +188,12 @@ def resolve_scale(spec, scale: Optional[int], doc: dict) -> int:
     return 4
 
 
+def run_label(args: dict) -> str:
+    """The key arguments in a run folder's name: `realsr-df2k-x4`, `bicubic-x4`."""
+    model, scale = args["model"], args["scale"]
+    return model if model.endswith(f"x{scale}") else f"{model}-x{scale}"
+
+
 def superres_document(
     doc: dict,
     *,
@@ -218,7 +224,9 @@ def superres_document(
     from lrp.images import load_rgb, parallel_map
     from lrp.kernels import load_kernel
     from lrp.models import get_model
-    from lrp.outputs import Frame, claim_out_dir, drop_images, finished_png, output_targets, reframed, resolve_out_dir, save_png
+    from lrp.outputs import (
+        Frame, claim_out_dir, drop_images, finish_run, finished_png, output_targets, reframed, resolve_out_dir, save_png,
+    )
 
     spec = get_model(model, "superres")
     sf = resolve_scale(spec, scale, doc)
@@ -272,7 +280,7 @@ def superres_document(
     if windows:
         args["frames"] = spec.frames  # DESIGN: steps that use neighbouring frames say how many
     hash_args = dict(args, tile=tile, tile_overlap=tile_overlap if tile else None)
-    root = resolve_out_dir("superres", doc, hash_args, out_dir)
+    root = resolve_out_dir("superres", doc, hash_args, out_dir, label=run_label(args))
     targets = output_targets(doc, root)
     resuming = claim_out_dir(root, "superres", doc, hash_args)
     frames = {}
@@ -312,6 +320,8 @@ def superres_document(
             pending += [writer.submit(save, img, out) for (img, _), out in zip(loaded, outs)]
         for fut in pending:
             fut.result()
+    if not failures:
+        finish_run(root, doc)
 
     new_doc = reframed(doc, frames, root)
     add_history(new_doc, "superres", args)
@@ -414,3 +424,9 @@ def command(
             workers=workers, quiet=quiet, keep_going=keep_going,
         ),
     )
+
+
+# `lrp.superres(...)` calls superres_document (lrp/__init__.py: the Python API).
+from lrp import callable_step  # noqa: E402
+
+callable_step(__name__)
