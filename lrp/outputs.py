@@ -268,7 +268,7 @@ def _utc_now() -> str:
 
 
 def _shard_of_run(doc: dict) -> str | None:
-    record = doc["lrp"].get("shard")
+    record = (doc.get("lrp") or {}).get("shard")  # `lrp frames` claims a folder for videos, not a document
     return None if record is None else f"{record['index']}-of-{record['count']}"
 
 
@@ -320,7 +320,7 @@ def claim_out_dir(root: Path, command: str, doc: dict, args: dict) -> bool:
         key,
         arguments=json.loads(json.dumps(args, sort_keys=True, default=str)),
         input=document_hash(doc),
-        images=len(doc["images"]),
+        images=len(doc["images"]) if "images" in doc else None,
         started=_utc_now(),
         complete=False,
         version=__version__,
