@@ -349,6 +349,7 @@ Engine = Annotated[
     str,
     typer.Option(
         "--engine",
+        metavar="[hotcoco|pycocotools]",
         help="hotcoco (fast, the default) or pycocotools (the reference); both give pycocotools' numbers.",
     ),
 ]

@@ -349,9 +349,9 @@ def command(
     threshold: Annotated[
         str, typer.Option("--threshold", help="Area at or below which a person's keypoints come from SR; 'auto' sweeps.")
     ] = "3500",
-    area_frame: Annotated[str, typer.Option("--area-frame", help="Frame the area is measured in: lr (paper) or sr.")] = "lr",
+    area_frame: Annotated[str, typer.Option("--area-frame", metavar="[lr|sr]", help="Frame the area is measured in: lr (paper) or sr.")] = "lr",
     areas: Annotated[
-        str, typer.Option("--areas", help="detections (Mask R-CNN mask area, paper), box (w*h) or gt (oracle bound).")
+        str, typer.Option("--areas", metavar="[detections|box|gt]", help="detections (Mask R-CNN mask area, paper), box (w*h) or gt (oracle bound).")
     ] = "detections",
     boxes_only: Annotated[
         bool, typer.Option("--boxes-only", help="Only map SR_DOC's detections into LR_DOC's frame (step one).")
