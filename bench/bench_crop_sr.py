@@ -27,16 +27,7 @@ from lrp.evaluate import evaluate_document  # noqa: E402
 from lrp.inputs import load_document  # noqa: E402
 from lrp.pose import pose_document  # noqa: E402
 from lrp.superres import superres_document  # noqa: E402
-
-
-def best_of(repeats: int, fn):
-    """(best seconds, last result) of `repeats` calls."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+from timer import best_of  # noqa: E402  (bench/timer.py)
 
 
 def keypoint_ap(doc: dict) -> float:
@@ -70,8 +61,10 @@ def main() -> None:
             def crop_level(model=model):
                 return pose_document(lr, model=args.pose, crop_sr=model, quiet=True)
 
-            t_image, doc_image = best_of(args.repeats, image_level)
-            t_crop, doc_crop = best_of(args.repeats, crop_level)
+            last = {}  # the documents of the timed calls, for their AP
+            t_image = best_of(lambda: last.__setitem__("image", image_level()), args.repeats)
+            t_crop = best_of(lambda: last.__setitem__("crop", crop_level()), args.repeats)
+            doc_image, doc_crop = last["image"], last["crop"]
             print(f"{model:<16} {t_image:>14.2f} {t_crop:>13.2f} {t_image / t_crop:>16.2f}x "
                   f"{keypoint_ap(doc_image):>9.3f} {keypoint_ap(doc_crop):>8.3f}")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lrp.codecs import CODECS  # noqa: E402
+from timer import best_of  # noqa: E402  (bench/timer.py)
 
 
 def gaussian_heatmaps(n: int, size: tuple[int, int], rng) -> np.ndarray:
@@ -32,16 +32,6 @@ def gaussian_heatmaps(n: int, size: tuple[int, int], rng) -> np.ndarray:
     gx = np.exp(-((xs[None, None] - peaks[..., :1]) ** 2) / (2 * sigma**2))
     gy = np.exp(-((ys[None, None] - peaks[..., 1:]) ** 2) / (2 * sigma**2))
     return (gy[..., :, None] * gx[..., None, :] + rng.normal(0, 0.01, (n, 17, h, w))).astype(np.float32)
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -67,7 +57,7 @@ def main() -> None:
                 continue  # SimCC has no heatmaps: one row is enough
             codec = cls()
             out = outputs[cls.reads]
-            rate = n / best_time(lambda: codec.decode(out, center, scale, input_size), args.repeats)
+            rate = n / best_of(lambda: codec.decode(out, center, scale, input_size), args.repeats, warmup=True)
             base = rate if name == "standard" else base
             print(f"{label:10s} {name:10s} {rate:12.0f} {rate / base:11.2f}x", flush=True)
 

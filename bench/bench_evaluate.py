@@ -34,18 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from timer import best_of  # noqa: E402  (bench/timer.py)
+
 from bench.synth_coco import synthetic_document  # noqa: E402
 
 TASKS = (("bbox", "detections"), ("keypoints", "poses"))
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def plain_pycocotools(doc):

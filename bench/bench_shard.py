@@ -17,11 +17,12 @@ import argparse
 import json
 import random
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from timer import best_of  # noqa: E402  (bench/timer.py)
 
 from lrp.document import add_history, adopt  # noqa: E402
 from lrp.merge import merge_documents  # noqa: E402
@@ -48,15 +49,6 @@ def generated(n_images: int, seed: int = 0) -> dict:
     return doc
 
 
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=5000)
@@ -68,14 +60,14 @@ def main() -> None:
     print(f"{len(doc['images'])} images, {len(doc['annotations'])} annotations, "
           f"{len(doc['lrp']['detections'])} detections, {len(doc['lrp']['poses'])} poses; {n} shards")
 
-    roundtrip = best_of(args.repeat, lambda: json.loads(json.dumps(doc)))
-    split = best_of(args.repeat, lambda: shard_document(doc, 0, n, "detect"))
+    roundtrip = best_of(lambda: json.loads(json.dumps(doc)), args.repeat)
+    split = best_of(lambda: shard_document(doc, 0, n, "detect"), args.repeat)
     shards = []
     for i in range(n):
         part = json.loads(json.dumps(shard_document(doc, i, n, "detect")))
         add_history(part, "detect", {"model": "bench"})  # detections made after the split
         shards.append((f"shard{i}.json", part))
-    merge = best_of(args.repeat, lambda: merge_documents(shards))
+    merge = best_of(lambda: merge_documents(shards), args.repeat)
     print(f"baseline: JSON round trip of the document   {roundtrip:7.3f} s  1.00x")
     print(f"take one shard of {n} (what each shard pays)  {split:7.3f} s  {split / roundtrip:.2f}x")
     print(f"merge {n} shards                              {merge:7.3f} s  {merge / roundtrip:.2f}x")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from lrp import engines
 from lrp.document import person_category_id
-from lrp.engines import DEFAULT_ENGINE, ENGINES, quiet_stdout, size_frame_cocoeval_class  # noqa: F401 (re-exported)
+from lrp.engines import DEFAULT_ENGINE, ENGINES
 from lrp.errors import LrpError, UsageError
 
 if TYPE_CHECKING:  # numpy is imported where it is used, so that `lrp --help` stays instant

@@ -75,7 +75,7 @@ def _srmd(net, x, spec):
 def _usrnet(net, x, spec):
     import torch
 
-    from lrp.models.usrnet import fit_decimation_kernel
+    from lrp.kernels import fit_decimation_kernel
 
     # The network itself (the numpy border padding of `conditioned` is not part of it).
     scale = 4

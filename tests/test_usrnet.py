@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lrp.models.usrnet import _dst1, data_step, fit_decimation_kernel, p2o, prepare_lr, usrnet, wrap_boundary
+from lrp.kernels import fit_decimation_kernel
+from lrp.models.usrnet import _dst1, data_step, p2o, prepare_lr, usrnet, wrap_boundary
 from lrp.resize import resize_image
 from matv5 import loadmat
 

