@@ -164,7 +164,7 @@ MODELS: list[ModelSpec] = [
         graph="posenet",
         licence="Apache-2.0 (Google PoseNet, MobileNetV1 0.75, output stride 16)",
         trained_on="COCO keypoints (PersonLab-style heatmaps, short-range offsets, mid-range displacements), 17 keypoints",
-        sha256="734c76a60a9b74cc2055eaf38a17928d55d52afa16db2abca3ff9fccb06f7cb1",
+        sha256="657e67f713ed92bed8db0ffc232cc8a7417307c34854eb9a77a2c13d03647858",
         notes="PoseNet run top-down on each person box: heatmap argmax x 16 + short-range offset (--decode offset)",
     ),
 ]
