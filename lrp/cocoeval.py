@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from lrp import engines
 from lrp.document import person_category_id
+from lrp.keypoints import oks_sigmas
 from lrp.engines import DEFAULT_ENGINE, ENGINES
 from lrp.errors import LrpError, UsageError
 
@@ -235,13 +236,11 @@ def gt_coco(doc: dict, name: str = "document", engine: str = DEFAULT_ENGINE) -> 
     return GroundTruth(doc, name, engine)
 
 
-def _check_results(results: list[dict], task: str, name: str) -> None:
+def _check_results(results: list[dict], task: str, name: str, n_keypoints: int = 17) -> None:
     need = "keypoints" if task == "keypoints" else ("segmentation" if task == "segm" else "bbox")
     where = "lrp.poses" if task == "keypoints" else "lrp.detections"
-    from pycocotools.cocoeval import Params
-
-    # OKS has one sigma per COCO keypoint (17), so keypoint results hold 3 * 17 numbers.
-    n_values = {"keypoints": 3 * len(Params(iouType="keypoints").kpt_oks_sigmas), "bbox": 4}.get(need)
+    # OKS has one sigma per keypoint of the set, so keypoint results hold 3 numbers per keypoint.
+    n_values = {"keypoints": 3 * n_keypoints, "bbox": 4}.get(need)
     for i, r in enumerate(results):
         if need not in r:
             raise LrpError(f"{name}: {where}[{i}] (image {r.get('image_id')}) has no '{need}'")
@@ -276,7 +275,10 @@ def run_cocoeval(
     results = task_results(doc, task, oracle) if results is None else results
     if not results:
         return None
-    _check_results(results, task, name)
+    sigmas = None
+    if task == "keypoints":  # the keypoint set's OKS sigmas (an LrpError for a set without them)
+        sigmas = oks_sigmas(doc, name)
+    _check_results(results, task, name, len(sigmas) if sigmas else 17)
     if task == "keypoints":
         for a in _person_gt(doc):
             if "num_keypoints" not in a or "keypoints" not in a:
@@ -286,7 +288,7 @@ def run_cocoeval(
     if area_ranges is not None and area_labels is None:
         area_labels = [str(i) for i in range(len(area_ranges))]
     cat = person_category_id(doc)
-    kwargs = dict(cat_id=cat, area_ranges=area_ranges, area_labels=area_labels, sizes=sizes, img_ids=img_ids)
+    kwargs = dict(cat_id=cat, area_ranges=area_ranges, area_labels=area_labels, sizes=sizes, img_ids=img_ids, sigmas=sigmas)
     if coco_gt.engine == "pycocotools":
         E = engines.run_pycocotools(coco_gt.coco, results, task, **kwargs)
     else:

@@ -87,6 +87,7 @@ class Source:
 def prepare(named_docs: list[tuple[str, dict]], labels: list[str] | None = None, min_score: float = 0.0) -> list[Source]:
     from lrp.document import images_by_id, person_category_id
     from lrp.labels import history_label
+    from lrp.keypoints import defines_oks
     from lrp.people import match_detections, match_poses
 
     sources = []
@@ -96,7 +97,8 @@ def prepare(named_docs: list[tuple[str, dict]], labels: list[str] | None = None,
         for a in doc["annotations"]:
             if a.get("category_id") == cat:
                 people.setdefault(a["image_id"], []).append(a)
-        poses, dets = match_poses(doc), match_detections(doc)
+        # Without OKS (MPII, PoseTrack) poses are drawn ungraded, in one colour.
+        poses, dets = match_poses(doc) if defines_oks(doc, name) else {}, match_detections(doc)
         label = labels[k] if labels else history_label(doc["lrp"].get("history", []))
         sources.append(
             Source(

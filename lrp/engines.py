@@ -313,13 +313,18 @@ def pycocotools_gt(dataset: dict):
     return coco
 
 
-def run_pycocotools(coco_gt, results, task, *, cat_id, area_ranges, area_labels, sizes, img_ids=None) -> TaskEval:
+def run_pycocotools(coco_gt, results, task, *, cat_id, area_ranges, area_labels, sizes, img_ids=None, sigmas=None) -> TaskEval:
+    """`sigmas`: the OKS sigmas of the keypoint set (None: pycocotools' own, COCO-17's)."""
+    import numpy as np
+
     cls = size_frame_cocoeval_class()
     with quiet_stdout():
         coco_dt = coco_gt.loadRes(copy.deepcopy(results))  # loadRes writes ids and areas into it
         E = cls(coco_gt, coco_dt, task)
         E.sizes = sizes
         E.params.catIds = [cat_id]
+        if sigmas is not None:
+            E.params.kpt_oks_sigmas = np.array(sigmas, dtype=np.float64)
         if img_ids is not None:
             E.params.imgIds = sorted(img_ids)
         if area_ranges is not None:
@@ -362,7 +367,7 @@ def hotcoco_gt(dataset: dict):
 
 
 def run_hotcoco(
-    dataset, coco_gt, results, task, *, cat_id, area_ranges, area_labels, sizes, img_ids=None, keep_per_image=False
+    dataset, coco_gt, results, task, *, cat_id, area_ranges, area_labels, sizes, img_ids=None, keep_per_image=False, sigmas=None
 ) -> TaskEval:
     """Evaluate with hotcoco; `coco_gt` is the plain GT (shared between tasks), `dataset` the doc.
 
@@ -381,7 +386,7 @@ def run_hotcoco(
     n_iou = len(base.iouThrs)
     if sizes is not None and task == "keypoints":
         evals, layout, cells = [], None, []
-        for E in _keypoints_by_range(dataset, coco_gt, dt, results, task, cat_id, ids, ranges, sizes):
+        for E in _keypoints_by_range(dataset, coco_gt, dt, results, task, cat_id, ids, ranges, sizes, sigmas):
             evals.append(E.eval)
             if keep_per_image:
                 items = [(index[e["image_id"]], e) for e in E.eval_imgs if e is not None]
@@ -396,7 +401,7 @@ def run_hotcoco(
     else:
         restore = _size_areas(dataset, coco_gt, dt, results, task, sizes) if sizes is not None else None
         try:
-            runs = [_evaluate(coco_gt, dt, task, cat_id, ids, ranges, labels)]
+            runs = [_evaluate(coco_gt, dt, task, cat_id, ids, ranges, labels, sigmas)]
         finally:
             if restore is not None:
                 restore()
@@ -416,11 +421,13 @@ def run_hotcoco(
     return TaskEval(task, "hotcoco", params, ev, None, per_image)
 
 
-def _evaluate(gt, dt, task, cat_id, img_ids, ranges, labels):
+def _evaluate(gt, dt, task, cat_id, img_ids, ranges, labels, sigmas=None):
     import hotcoco
 
     E = hotcoco.COCOeval(gt, dt, task)
     E.params.cat_ids = [cat_id]
+    if sigmas is not None:
+        E.params.kpt_oks_sigmas = [float(v) for v in sigmas]
     E.params.img_ids = img_ids
     E.params.area_rng = ranges
     E.params.area_rng_lbl = labels
@@ -449,7 +456,7 @@ def _size_areas(dataset, gt, dt, results, task, sizes):
     return lambda: gt.update_anns(ids=gt_ids, area=own)
 
 
-def _keypoints_by_range(dataset, gt, dt, results, task, cat_id, img_ids, ranges, sizes):
+def _keypoints_by_range(dataset, gt, dt, results, task, cat_id, img_ids, ranges, sizes, sigmas=None):
     """Yield one hotcoco run per area range (see the module docstring); `gt` is restored after."""
     import numpy as np
 
@@ -482,6 +489,6 @@ def _keypoints_by_range(dataset, gt, dt, results, task, cat_id, img_ids, ranges,
             set_num_keypoints(np.where((size < lo) | (size > hi), 0, own))
             # A pose's area only decides whether, unmatched, it is ignored: in or out of the range.
             dt.update_anns(ids=dt_ids, area=np.where((sized < lo) | (sized > hi), np.inf, 0.0))
-            yield _evaluate(gt, dt, task, cat_id, img_ids, [[-_WIDE, _WIDE]], ["all"])
+            yield _evaluate(gt, dt, task, cat_id, img_ids, [[-_WIDE, _WIDE]], ["all"], sigmas)
     finally:
         set_num_keypoints(own)

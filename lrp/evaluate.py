@@ -99,6 +99,7 @@ class Evaluation:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     # task -> metric name -> (low, high) bootstrap interval
     intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    oks_sigmas: str | None = None  # whose OKS sigmas scored the poses (lrp.keypoints.sigmas_source)
 
 
 def evaluate_document(
@@ -129,6 +130,10 @@ def evaluate_document(
         oracle=oracle,
         size_from=size_name if size_doc is not None else None,
     )
+    if "keypoints" in tasks:
+        from lrp.keypoints import sigmas_source
+
+        ev.oks_sigmas = sigmas_source(doc, name)
     coco_gt = ce.gt_coco(doc, name, engine)
     for task in tasks:
         E = ce.run_cocoeval(doc, task, name=name, sizes=sizes, oracle=oracle, coco_gt=coco_gt, keep_per_image=bool(bootstrap))
@@ -239,6 +244,8 @@ def settings_of(evaluations: list[Evaluation], engine: str = ce.DEFAULT_ENGINE) 
             "iouThrs": [round(float(t), 2) for t in p.iouThrs],
             "areaRng": {lbl: [float(a) for a in rng] for lbl, rng in zip(p.areaRngLbl, p.areaRng)},
         }
+        if task == "keypoints":
+            out["tasks"][task]["oks_sigmas"] = sorted({ev.oks_sigmas for ev in evaluations if ev.oks_sigmas})
     size_from = {ev.size_from for ev in evaluations}
     out["size_from"] = size_from.pop() if len(size_from) == 1 else None
     out["engine"] = engine
@@ -249,7 +256,8 @@ def _settings_line(settings: dict) -> str:
     parts = []
     for task, s in settings["tasks"].items():
         areas = " ".join(f"{k}=[{v[0]:g},{v[1]:g}]" for k, v in s["areaRng"].items())
-        parts.append(f"{task}: maxDets={s['maxDets']} {areas}")
+        sigmas = f" OKS sigmas of {', '.join(s['oks_sigmas'])}" if s.get("oks_sigmas") else ""
+        parts.append(f"{task}: maxDets={s['maxDets']} {areas}{sigmas}")
     frame = settings["size_from"] or "each document's own frame"
     engine = settings.get("engine", ce.DEFAULT_ENGINE)
     return f"settings: engine {engine}; person only; " + "; ".join(parts) + f"; size groups from {frame}"

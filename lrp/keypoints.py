@@ -150,3 +150,82 @@ def person_category(s: KeypointSet, category_id: int = 1) -> dict:
         "id": category_id, "name": "person", "supercategory": "person", "keypoints": list(s.keypoints),
         "skeleton": [list(p) for p in s.skeleton], "lrp": category_lrp(s),
     }
+
+
+def flip_index(s: KeypointSet) -> list[int]:
+    """Joint i of a mirrored crop is joint flip_index[i] of the crop (left and right swapped)."""
+    index = list(range(len(s.keypoints)))
+    for a, b in s.flip_pairs:
+        index[a], index[b] = b, a
+    return index
+
+
+def names_keypoints(doc: dict) -> bool:
+    """Whether the document's person category lists keypoint names."""
+    from lrp.document import person_category_id
+
+    cat_id = person_category_id(doc)
+    return any(c["id"] == cat_id and c.get("keypoints") for c in doc["categories"])
+
+
+def document_set(doc: dict, name: str = "document") -> KeypointSet:
+    """The keypoint set of the document's people: its person category's, or COCO-17 where the
+    category names no keypoints (DESIGN.md: COCO-17 by default, as in plain COCO files)."""
+    return category_set(doc, name) if names_keypoints(doc) else COCO_17
+
+
+def oks_sigmas(doc: dict, name: str = "document") -> tuple[float, ...]:
+    """The OKS sigmas of the document's people: the category's own `lrp.sigmas` where it gives
+    them, else its set's. Keypoint names of no known set get COCO's sigmas when there are 17 of
+    them (what pycocotools does with any category). An LrpError for a set whose protocol
+    defines none (MPII, PoseTrack) or an unknown set of another size."""
+    sigmas, why = _sigmas(doc, name)
+    if sigmas is None:
+        raise LrpError(why)
+    return sigmas
+
+
+def sigmas_source(doc: dict, name: str = "document") -> str:
+    """Whose sigmas `oks_sigmas` gives, for the provenance line: a set's name, or the category's own."""
+    from lrp.document import person_category_id
+
+    oks_sigmas(doc, name)
+    cat_id = person_category_id(doc)
+    cat = next(c for c in doc["categories"] if c["id"] == cat_id)
+    own = (cat.get("lrp") or {}).get("sigmas")
+    kset = find_set(cat) if cat.get("keypoints") else COCO_17
+    if kset is None:
+        return "the category's own lrp.sigmas" if own is not None else "coco-17 (17 keypoints of no known set)"
+    return f"{kset.name} (the category's own lrp.sigmas)" if own is not None and tuple(own) != kset.sigmas else kset.name
+
+
+def defines_oks(doc: dict, name: str = "document") -> bool:
+    """Whether OKS is defined for the document's people (malformed `lrp.sigmas` still raise)."""
+    return _sigmas(doc, name)[0] is not None
+
+
+def _sigmas(doc: dict, name: str) -> tuple[tuple[float, ...] | None, str]:
+    from lrp.document import person_category_id
+
+    cat_id = person_category_id(doc)
+    index, cat = next((i, c) for i, c in enumerate(doc["categories"]) if c["id"] == cat_id)
+    names = cat.get("keypoints") or ()
+    kset = find_set(cat) if names else COCO_17
+    n = len(names) if names else len(COCO_17.keypoints)
+    given = (cat.get("lrp") or {}).get("sigmas")
+    if given is not None:
+        if not isinstance(given, list) or len(given) != n or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in given
+        ):
+            raise LrpError(f"{name}: categories[{index}].lrp.sigmas must be {n} positive numbers, one per keypoint")
+        return tuple(float(v) for v in given), ""
+    if kset is None:
+        if n == len(COCO_17.keypoints):
+            return COCO_17.sigmas, ""
+        return None, f"{name}: categories[{index}].keypoints ({n} names) are no known set and give no lrp.sigmas for OKS"
+    if kset.sigmas is None:
+        return None, (
+            f"{name}: {kset.name} defines no OKS sigmas, so OKS (COCO AP) is not defined for its keypoints: "
+            f"score them with `lrp pck`, or give categories[{index}].lrp.sigmas"
+        )
+    return kset.sigmas, ""

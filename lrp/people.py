@@ -15,10 +15,9 @@ import numpy as np
 
 from lrp.document import person_category_id
 
-# pycocotools `Params.kpt_oks_sigmas` (COCO-17), used when the category carries none.
-COCO_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-) / 10.0
+from lrp.keypoints import COCO_17
+
+COCO_SIGMAS = np.array(COCO_17.sigmas)  # pycocotools `Params.kpt_oks_sigmas`
 
 
 @dataclass(frozen=True)
@@ -29,12 +28,11 @@ class Match:
     value: float  # OKS for poses, IoU for detections
 
 
-def sigmas_of(doc: dict) -> np.ndarray:
-    """OKS sigmas of the person category: its `lrp.oks_sigmas` if given, else COCO's."""
-    cat_id = person_category_id(doc)
-    cat = next(c for c in doc["categories"] if c["id"] == cat_id)
-    given = (cat.get("lrp") or {}).get("oks_sigmas")
-    return np.asarray(given, dtype=float) if given else COCO_SIGMAS
+def sigmas_of(doc: dict, name: str = "document") -> np.ndarray:
+    """OKS sigmas of the person category (lrp.keypoints.oks_sigmas: its own, else its set's)."""
+    from lrp.keypoints import oks_sigmas
+
+    return np.asarray(oks_sigmas(doc, name), dtype=float)
 
 
 def oks(gt: dict, keypoints, sigmas: np.ndarray = COCO_SIGMAS) -> float:

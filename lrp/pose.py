@@ -117,13 +117,16 @@ def command(
     keep_going: KeepGoing = False,
     quiet: Quiet = False,
 ):
-    """Estimate COCO keypoints of every person box (GT or detections) into lrp.poses.
+    """Estimate the keypoints of every person box (GT or detections) into lrp.poses.
 
     Top-down, as the official HRNet test: each box grows to the model's aspect ratio and 1.25x,
     is cut out (bilinear, black border; --warp picks the OpenCV generation) and run with the flip test; heatmaps
     are decoded (--decode: a codec the model's head can feed), mapped back into the document's frame, rescored
     (box score x mean joint score above --in-vis) and filtered by OKS-NMS (--oks-nms) per image.
     --boxes gt uses the people with annotated keypoints, boxes cleaned as the official code does.
+    The document's keypoint set must be the model's (COCO-17, or MPII-16 / CrowdPose-14 for those
+    HRNets): the flip test swaps that set's joints, and OKS-NMS uses its sigmas (MPII and PoseTrack
+    define none: one pose per box).
 
     Example:
 
@@ -209,6 +212,7 @@ def pose_document(
     (after `detections_file`, which covers every image).
     """
     from lrp.document import add_history, derive
+    from lrp.keypoints import defines_oks, oks_sigmas
     from lrp.shard import apply_shard
     from lrp.timing import Stopwatch, record_timing
 
@@ -216,14 +220,14 @@ def pose_document(
     sr = check_crop_sr(crop_sr, crop_size, size, decode)
     check_record_argmax(spec, record_argmax)
 
-    check_keypoint_set(doc, spec)
+    kset = check_keypoint_set(doc, spec)
     doc = derive(doc)
     if detections_file is not None:
         boxes = "detections"
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
     doc = apply_shard(doc, shard, "pose")
     people, skipped = collect_people(doc, boxes, det_threshold)
-    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used)
+    runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used, keypoint_set=kset)
     runner.record_argmax = record_argmax
     if sr is not None:
         from lrp.superres import build_upscaler
@@ -233,20 +237,24 @@ def pose_document(
         runner.crop_sr = (upscaler.upscale, low, factor)
     watch = Stopwatch(runner.device)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch)
-    doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms)
+    # Sets whose protocol defines no OKS (MPII, PoseTrack) keep one pose per box: no OKS-NMS.
+    sigmas = oks_sigmas(doc) if defines_oks(doc) else None
+    doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms if sigmas is not None else None, sigmas=sigmas)
     add_history(
         doc,
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
-         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "record_argmax": record_argmax, "in_vis": in_vis, "oks_nms": oks_nms, "weights": str(weights) if weights else None},
+         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "record_argmax": record_argmax, "in_vis": in_vis, "oks_nms": oks_nms if sigmas is not None else None, "weights": str(weights) if weights else None},
     )
     record_timing(doc, watch, len({r["image_id"] for r in results}), len(results))
     if not quiet:
         n_images = len({p["image_id"] for p in people})
         extra = "".join(f", {n} {why}" for why, n in skipped.items() if n)
+        if sigmas is None:
+            extra += f" ({kset.name} defines no OKS: no OKS-NMS)"
         print(
             f"lrp pose: {model} on {len(people)} {boxes} boxes in {n_images} images -> "
-            f"{len(doc['lrp']['poses'])} poses after OKS-NMS{extra}",
+            f"{len(doc['lrp']['poses'])} poses{' after OKS-NMS' if sigmas is not None else ''}{extra}",
             file=sys.stderr,
         )
     if failures:
@@ -304,16 +312,19 @@ def check_posenet_options(model: str, flip, size: tuple[int, int]) -> None:
         raise UsageError(f"--input-size {size[0]}x{size[1]}: {model} takes sides of 16 n + 1 pixels (e.g. 257x257, 385x385)")
 
 
-def check_keypoint_set(doc: dict, spec) -> None:
-    """A person category that names its keypoints must name the model's (COCO-17 for every model
-    in the registry): poses of another set would be scored against the wrong joints."""
-    from lrp.document import person_category_id
-    from lrp.keypoints import category_set
+def check_keypoint_set(doc: dict, spec):
+    """The document's keypoint set (lrp.keypoints.document_set: COCO-17 where its category names
+    none), which must be the model's: poses of another set would be scored against the wrong joints."""
+    from lrp.keypoints import category_set, document_set, names_keypoints
     from lrp.models.pose_zoo import pose_traits
 
-    cat_id = person_category_id(doc)
-    if any(c["id"] == cat_id and c.get("keypoints") for c in doc["categories"]):
-        category_set(doc, "document", expect=pose_traits(spec).keypoint_set)
+    want = pose_traits(spec).keypoint_set
+    kset = document_set(doc, "document")
+    if kset.name != want:
+        if names_keypoints(doc):
+            category_set(doc, "document", expect=want)  # raises the one line naming the category
+        raise LrpError(f"document: its person category names no keypoints (taken as {kset.name}), not the {want} {spec.name} predicts")
+    return kset
 
 
 def check_record_argmax(spec, record_argmax: bool) -> None:
@@ -436,8 +447,9 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
 # Running the model
 
 
-def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp="opencv4"):
+def build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp="opencv4", keypoint_set=None):
     from lrp.device import load_model
+    from lrp.keypoints import COCO_17, flip_index
     from lrp.models.pose_zoo import pose_traits
     from lrp.topdown import RAW_INPUT_HEADS, TopDown
 
@@ -453,6 +465,7 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
         decoder=decode,
         batch_size=batch_size,
         warp=warp,
+        flip_index=flip_index(keypoint_set or COCO_17),
     )
 
 
@@ -512,11 +525,14 @@ def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False
     return results, failures
 
 
-def finish(results: list[dict], *, in_vis: float = 0.2, oks_threshold: float = 0.9) -> list[dict]:
-    """Rescore and OKS-NMS per image, then COCO keypoint results (image order kept)."""
+def finish(results: list[dict], *, in_vis: float = 0.2, oks_threshold: float | None = 0.9, sigmas=None) -> list[dict]:
+    """Rescore and OKS-NMS per image (`sigmas`: the keypoint set's, COCO's when None; no NMS
+    when `oks_threshold` is None), then COCO keypoint results (image order kept)."""
     import numpy as np
 
-    from lrp.topdown import oks_nms, pose_area, rescore
+    from lrp.topdown import OKS_SIGMAS, oks_nms, pose_area, rescore
+
+    sigmas = OKS_SIGMAS if sigmas is None else np.asarray(sigmas, dtype=np.float64)
 
     by_image: dict[int, list[dict]] = defaultdict(list)
     for r in results:
@@ -526,7 +542,8 @@ def finish(results: list[dict], *, in_vis: float = 0.2, oks_threshold: float = 0
         kps = np.stack([r["keypoints"] for r in rs])
         scores = rescore(np.array([r["score"] for r in rs]), kps[:, :, 2], in_vis)
         areas = pose_area(np.stack([r["scale"] for r in rs]))
-        for i in sorted(oks_nms(kps, scores, areas, oks_threshold)):
+        kept = range(len(rs)) if oks_threshold is None else sorted(oks_nms(kps, scores, areas, oks_threshold, sigmas))
+        for i in kept:
             result = {
                 "image_id": iid,
                 "category_id": rs[i]["category_id"],

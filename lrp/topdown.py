@@ -28,6 +28,8 @@ import math
 import numpy as np
 import torch
 
+from lrp.keypoints import COCO_17, flip_index
+
 # Torch-free numerics (crop maps, heatmap decoders) live in lrp.heatmaps, which lrp.codecs reads too;
 # re-exported here, where the pipeline uses them.
 from lrp.heatmaps import (  # noqa: F401
@@ -51,8 +53,9 @@ PADDING = 1.25
 # Heads whose networks take raw 0..255 crops (their graphs normalise inside) and run without
 # the flip test by default: MoveNet's regression, PoseNet's stride-16 heatmaps + offsets.
 RAW_INPUT_HEADS = ("regression", "posenet")
-FLIP_INDEX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
-OKS_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
+# COCO-17's; a model of another keypoint set gets its own (lrp.keypoints) through TopDown / oks_nms.
+FLIP_INDEX = flip_index(COCO_17)
+OKS_SIGMAS = np.array(COCO_17.sigmas)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -275,14 +278,14 @@ def oks_iou(g: np.ndarray, d: np.ndarray, area_g: float, area_d: np.ndarray, sig
     return np.exp(-e).mean(axis=1)
 
 
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = 0.9) -> list[int]:
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = 0.9, sigmas=OKS_SIGMAS) -> list[int]:
     """Greedy OKS-NMS (`nms.oks_nms`): keep the best, drop those with OKS > threshold to it."""
     order = np.argsort(scores)[::-1]  # as the official code (ties in its order)
     keep: list[int] = []
     while order.size > 0:
         i = int(order[0])
         keep.append(i)
-        ovr = oks_iou(keypoints[i], keypoints[order[1:]], areas[i], areas[order[1:]])
+        ovr = oks_iou(keypoints[i], keypoints[order[1:]], areas[i], areas[order[1:]], sigmas)
         order = order[1:][ovr <= threshold]
     return keep
 
@@ -325,10 +328,12 @@ class TopDown:
         padding: float = PADDING,
         warp: str = "opencv4",
         crop_sr=None,
+        flip_index=FLIP_INDEX,
     ):
         """`crop_sr`: (upscale, crop size, scale) to cut each person at the low `crop size`
         (w, h) and super-resolve it `scale` times to the input size with `upscale` (a list of
-        HxWx3 uint8 arrays -> their SR arrays, lrp.superres.Upscaler.upscale)."""
+        HxWx3 uint8 arrays -> their SR arrays, lrp.superres.Upscaler.upscale). `flip_index`:
+        the model's keypoint set's (lrp.keypoints.flip_index), joint i <-> its mirror twin."""
         from lrp.codecs import CODECS, codec_for
 
         if decoder not in CODECS:
@@ -352,6 +357,7 @@ class TopDown:
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.crop_sr = crop_sr
         self.record_argmax = False  # lrp pose --record-argmax: predict() adds the peak cells
+        self.flip_index = list(flip_index)
         if crop_sr is not None and self.udp:
             raise ValueError("crop-level SR maps crops centre-aligned; UDP's corner-aligned maps do not compose with it")
 
@@ -417,7 +423,7 @@ class TopDown:
             else:
                 outputs.append(self._forward(batch))
         if not outputs:
-            return np.zeros((0, 17, 3))
+            return np.zeros((0, len(self.flip_index), 6 if self.record_argmax else 3))
         if isinstance(outputs[0], tuple):
             out = tuple(torch.cat(part).cpu().numpy() for part in zip(*outputs))
         else:
@@ -434,19 +440,19 @@ class TopDown:
 
     def _merge_flip(self, plain, mirrored):
         if self.kind == "heatmap":
-            return flip_average(plain, mirrored, shift=not self.udp)
+            return flip_average(plain, mirrored, shift=not self.udp, flip_index=self.flip_index)
         if self.kind == "simcc":  # MMPose `flip_vectors`: swap the joints, mirror x; no shift
             x, y = plain
             fx, fy = mirrored
-            return (x + fx[:, FLIP_INDEX].flip(-1)) * 0.5, (y + fy[:, FLIP_INDEX]) * 0.5
+            return (x + fx[:, self.flip_index].flip(-1)) * 0.5, (y + fy[:, self.flip_index]) * 0.5
         if self.kind == "heatmap+offset":
             # Offsets index the same pixels as their heatmap, so neither gets the one-column shift;
             # mirrored x offsets change sign.
             (h, o), (fh, fo) = plain, mirrored
-            back = fo.flip(-1)[:, FLIP_INDEX].clone()
+            back = fo.flip(-1)[:, self.flip_index].clone()
             back[:, :, 0] = -back[:, :, 0]
-            return flip_average(h, fh, shift=False), (o + back) * 0.5
+            return flip_average(h, fh, shift=False, flip_index=self.flip_index), (o + back) * 0.5
         # Regression output (y, x, score) normalised: mirror x, swap left and right.
-        back = mirrored[:, FLIP_INDEX].clone()
+        back = mirrored[:, self.flip_index].clone()
         back[..., 1] = 1.0 - back[..., 1]
         return (plain + back) * 0.5

@@ -51,6 +51,8 @@ def test_small_net_by_hand():
         ("hrnet-w48-256x192", 63.6, 14.6),
         ("hrnet-w32-384x288", 28.5, 16.0),
         ("hrnet-w48-384x288", 63.6, 32.9),
+        # Table 3, MPII val: HRNet-W32 at 256x256 with 16 heatmaps.
+        ("hrnet-w32-256x256-mpii", 28.5, 9.5),
     ],
 )
 def test_hrnet_published_figures(name, params_m, gflops):

@@ -97,12 +97,12 @@ def test_crops_equal_the_installed_cv2_warpaffine(coco_val4, size):
     assert other_equal < 0.95 * total
 
 
-def tiny_hrnet_with_stats(seed=0):
+def tiny_hrnet_with_stats(seed=0, num_joints=17):
     """A small HRNet whose BN running statistics, affine parameters and head bias are random."""
     from lrp.models.hrnet import BatchNorm2d, PoseHighResolutionNet
 
     torch.manual_seed(seed)
-    net = PoseHighResolutionNet(width=8, stage_modules=(1, 1, 1), stage_blocks=1, layer1_blocks=1).eval()
+    net = PoseHighResolutionNet(width=8, stage_modules=(1, 1, 1), stage_blocks=1, layer1_blocks=1, num_joints=num_joints).eval()
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for module in net.modules():

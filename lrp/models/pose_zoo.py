@@ -93,6 +93,56 @@ def _hrnet(width: str, size: str) -> ModelSpec:
     )
 
 
+# HRNet on the other keypoint sets: the same network with one heatmap per joint of the set, and the
+# set's flip pairs in the flip test. MPII: the official repository's pose_mpii/ models (its README
+# reports PCKh@0.5 on MPII val); CrowdPose: MMPose's (CrowdPose test, YOLOv3 boxes).
+OTHER_SETS = {
+    # name: (width, size, keypoint set, training data, official file, where it is published, licence, reported)
+    "hrnet-w32-256x256-mpii": (
+        "w32", "256x256", "mpii-16", "MPII train", "pose_mpii/pose_hrnet_w32_256x256.pth",
+        "leoxiaobin/deep-high-resolution-net.pytorch README (pretrained models: OneDrive / Google Drive, pose_mpii/)",
+        HRNET_LICENCE, {"PCKh@0.5": 0.9033, "PCKh@0.1": 0.3770},
+    ),
+    "hrnet-w48-256x256-mpii": (
+        "w48", "256x256", "mpii-16", "MPII train", "pose_mpii/pose_hrnet_w48_256x256.pth",
+        "leoxiaobin/deep-high-resolution-net.pytorch README (pretrained models: OneDrive / Google Drive, pose_mpii/)",
+        HRNET_LICENCE, {},
+    ),
+    "hrnet-w32-256x192-crowdpose": (
+        "w32", "256x192", "crowdpose-14", "CrowdPose trainval", "hrnet_w32_crowdpose_256x192-960be101_20201227.pth",
+        "MMPose model zoo (body_2d_keypoint/topdown_heatmap/crowdpose, td-hm_hrnet-w32_8xb64-210e_crowdpose-256x192)",
+        "Apache-2.0 (open-mmlab/mmpose)", {"AP": 0.675, "AP50": 0.825, "AP75": 0.729},
+    ),
+}
+
+
+def _hrnet_other_set(name: str) -> PoseSpec:
+    from lrp.keypoints import SETS
+
+    width, size, kset, data, official, page, licence, reported = OTHER_SETS[name]
+    w, h = _size(size)
+    joints = len(SETS[kset].keypoints)
+    return PoseSpec(
+        name=name,
+        task="pose",
+        arch=f"hrnet-{width}",
+        builder=f"lrp.models.hrnet:hrnet_{width}",
+        kwargs={"input_size": [w, h], "num_joints": joints},
+        weights=WeightsInfo(
+            file=f"{name}.safetensors",
+            source=f"lrp weights convert hrnet-{width} {official.split('/')[-1]} --model {name}",
+            licence=licence,
+            trained_on=f"{data}, {joints} {kset} keypoints, full resolution, GT boxes, input {w}x{h}",
+            official_file=official,
+            metrics=reported,
+            page=page,
+        ),
+        notes=f"HRNet-{width.upper()} with {joints} {kset} heatmaps; the flip test swaps {kset}'s left/right joints",
+        input_sizes=((w, h),),
+        keypoint_set=kset,
+    )
+
+
 def _hrnet_head(head: str, size: str, codecs: tuple, notes: str, paper: str) -> ModelSpec:
     """HRNet-W32 under a SimCC or SR head, in MMPose's checkpoint layout (`backbone.`, `head.`)."""
     w, h = _size(size)
@@ -127,6 +177,7 @@ MODELS: list[ModelSpec] = [
         _hrnet_head("simcc", size, ("simcc",), "HRNet-W32 + SimCC head (1-D x/y classification, split ratio 2)", "MGIL's SimCC baseline")
         for size in ("256x192", "32x32", "64x64", "128x128")
     ),
+    *(_hrnet_other_set(name) for name in OTHER_SETS),
     _hrnet_head("srhead", "256x192", HEATMAP_CODECS, "HRNet-W32 + SRPose SR head (pixel-shuffle heatmaps at the input resolution)", "SRPose"),
     PoseSpec(
         name="movenet-thunder",
