@@ -225,6 +225,18 @@ def range_text(lo: float, hi: float) -> str:
     return f"({lo:g}, {hi:g}]"
 
 
+def bucket_rows(counts: list[int]) -> list[tuple[int, int]]:
+    """(first, last) bucket index of each table row: a bucket with people is a row of its own,
+    and a run of two or more empty buckets shares one, so that the table stays readable."""
+    rows: list[tuple[int, int]] = []
+    for i, n in enumerate(counts):
+        if n == 0 and rows and counts[rows[-1][1]] == 0:
+            rows[-1] = (rows[-1][0], i)
+        else:
+            rows.append((i, i))
+    return rows
+
+
 def build_tables(report: BucketReport):
     from lrp.tables import Table, cell_text, percent_text
 
@@ -239,8 +251,14 @@ def build_tables(report: BucketReport):
                 if report.change(r, task, metric) is not None:
                     columns.append(f"Δ% {r.label}")
             t = Table(f"{TASK_SHORT[task]} {metric} by area in {report.frame}", columns, text_columns=2)
-            for i, (lo, hi) in enumerate(zip(report.edges, report.edges[1:])):
-                row = [str(i + 1), range_text(lo, hi), str(counts[i])]
+            for first, last in bucket_rows(counts):
+                if first != last:  # a run of empty buckets: one row (CSV and JSON keep every bucket)
+                    label = f"{first + 1}-{last + 1}"
+                    area = range_text(report.edges[first], report.edges[last + 1])
+                    t.rows.append([label, area, "0", *["no people"] * (len(columns) - 3)])
+                    continue
+                i = first
+                row = [str(i + 1), range_text(report.edges[i], report.edges[i + 1]), str(counts[i])]
                 for r in runs:
                     value = ce.defined(r.metrics[task][metric][i])
                     ci = report.value_interval(r, task, metric)
@@ -472,7 +490,8 @@ def command(
     People are grouped by segmentation area in one frame (--frame, default the baseline: the LR
     document), 24 buckets of 500 px^2 at 1/2 scale or 125 px^2 at 1/4 scale (or --edges). Per
     bucket: people, detection AP/AR, keypoint AP/AR for each document and the % change against
-    --baseline. Buckets are pycocotools area ranges with ignore semantics, never deletions.
+    --baseline. Buckets are pycocotools area ranges with ignore semantics, never deletions; the
+    table folds a run of empty buckets into one row (CSV and JSON list every bucket).
 
         lrp bucket --baseline lr4.json sr4-bicubic.json sr4-usrnet.json --plot fig3.png
     """

@@ -166,7 +166,7 @@ def test_cli_table_defaults_to_the_baselines_frame(runner, docs):
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "detection AP by area in LR 1/4" in out and "keypoint AR by area in LR 1/4" in out
-    assert "2876-3000" in out and "1-125" in out and "no people" in out and "Δ% original" in out
+    assert "-3000 " in out and "1-125" in out and "no people" in out and "Δ% original" in out
     assert "-1.000" not in out
     assert "24 by segmentation area in LR 1/4" in result.stderr and "125 px^2" in result.stderr
 
@@ -244,3 +244,23 @@ def test_cli_oracle_changes_are_zero_across_frames(runner, docs):
     for task in ("bbox", "keypoints"):
         changes = [c for c in data["documents"][1]["change_pct"][task]["AP"] if c is not None]
         assert changes and all(abs(c) < 1e-9 for c in changes)
+
+
+def test_table_folds_runs_of_empty_buckets(runner, docs):
+    """The terminal table gives a run of empty buckets one row; JSON keeps all 24."""
+    assert bk.bucket_rows([3, 0, 0, 0, 5, 0, 2, 0, 0]) == [(0, 0), (1, 3), (4, 4), (5, 5), (6, 6), (7, 8)]
+    data = load_json(run_lrp(runner, ["bucket", "-q", "--format", "json", "--baseline", docs["lr4"], docs["val4"]]).stdout)
+    counts = [b["people"] for b in data["buckets"]]
+    rows = bk.bucket_rows(counts)
+    assert len(rows) < 24 and any(a != b for a, b in rows)  # coco-val-4 at 1/4 has empty runs
+    md = run_lrp(runner, ["bucket", "-q", "--format", "markdown", "--baseline", docs["lr4"], docs["val4"]]).stdout
+    first_table = md.split("### ")[1]
+    body = [line for line in first_table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(body) == len(rows)
+    for line, (a, b) in zip(body, rows):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == (str(a + 1) if a == b else f"{a + 1}-{b + 1}")
+        assert cells[2] == (str(counts[a]) if a == b else "0")
+        if a != b:
+            assert cells[1] == bk.range_text(data["edges"][a], data["edges"][b + 1])
+            assert all(c == "no people" for c in cells[3:])
