@@ -93,6 +93,8 @@ RUNNERS: dict[str, tuple[Callable, bool]] = {
     "hrnet-w48": (_plain, True),
     "movenet-thunder": (_plain, False),
     "esrgan": (_plain, True),
+    "temporal-sr": (_plain, True),
+    "temporal-pose": (_plain, True),
     "srmd": (_srmd, True),
     "usrnet": (_usrnet, True),
     "usrnet-tiny": (_usrnet, True),
@@ -177,7 +179,8 @@ def model_cost(name: str, size: tuple[int, int] | None = None) -> Cost:
     device = "meta" if meta_ok else "cpu"
     net = build_random(spec, device)
     w, h = size
-    x = torch.rand(1, 3, h, w, device=device) * (255.0 if spec.task != "superres" else 1.0)
+    # A temporal model takes its window of frames stacked on channels (spec.frames RGB groups).
+    x = torch.rand(1, 3 * spec.frames, h, w, device=device) * (255.0 if spec.task != "superres" else 1.0)
     try:
         macs, by_op = count_macs(lambda: runner(net, x, spec))
     except RuntimeError as e:

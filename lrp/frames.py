@@ -115,10 +115,20 @@ class StackedFrames:
                 self._frames.popitem(last=False)
         return arr
 
-    def __call__(self, window: list[int]):
+    def __call__(self, window: list[int], image_id=None):
+        """H x W x 3*len(window); a frame that cannot be read is an LrpError naming it and, when
+        it is a neighbour of `image_id`, the image whose window needs it."""
         import numpy as np
 
-        return np.concatenate([self.frame(j) for j in window], axis=2)
+        arrays = []
+        for j in window:
+            try:
+                arrays.append(self.frame(j))
+            except LrpError as e:
+                if image_id is None or j == image_id:
+                    raise
+                raise LrpError(f"image {image_id}: its window of {len(window)} frames needs {e}") from None
+        return np.concatenate(arrays, axis=2)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ document's frame, rescored (box score x mean joint score above 0.2) and filtered
 
 What a model can do comes from its registry entry (`lrp.models.pose_zoo.PoseSpec`: head, codecs,
 input sizes, crop reference), never from its name; decoding is a codec object (`lrp.codecs`);
-crops follow the OpenCV generation chosen by `--warp`. `pose_document` is the library function,
-`command` only parses options and writes the result.
+crops follow the OpenCV generation chosen by `--warp`. A model whose entry says `frames = 2r+1`
+gets, for each box, the same crop of every frame of the image's window (`window_loader`,
+lrp.frames), stacked on channels. `pose_document` is the library function, `command` only
+parses options and writes the result.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def command(
     The document's keypoint set must be the model's (COCO-17, or MPII-16 / CrowdPose-14 for those
     HRNets): the flip test swaps that set's joints, and OKS-NMS uses its sigmas (MPII and PoseTrack
     define none: one pose per box).
+    A temporal model (registry frames=5, e.g. temporal-pose-5-random) gets the same crop of every frame
+    t-2 .. t+2 of the image's video (clamped at the ends; an image outside any video is repeated),
+    stacked on channels, and gives frame t's heatmaps.
 
     Example:
 
@@ -225,6 +230,7 @@ def pose_document(
     if detections_file is not None:
         boxes = "detections"
         doc["lrp"]["detections"] = detections_from_origin(detections_file, doc)
+    frames = window_loader(doc, spec, workers)  # before the shard: a frame's neighbours may lie in other shards
     doc = apply_shard(doc, shard, "pose")
     people, skipped = collect_people(doc, boxes, det_threshold)
     runner = build_runner(spec, weights, size, device, precision, batch_size, decode, flip, warp=warp_used, keypoint_set=kset)
@@ -236,7 +242,7 @@ def pose_document(
         upscaler = build_upscaler(sr_spec, factor, device=device, precision=precision)
         runner.crop_sr = (upscaler.upscale, low, factor)
     watch = Stopwatch(runner.device)
-    results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch)
+    results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch, frames=frames)
     # Sets whose protocol defines no OKS (MPII, PoseTrack) keep one pose per box: no OKS-NMS.
     sigmas = oks_sigmas(doc) if defines_oks(doc) else None
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms if sigmas is not None else None, sigmas=sigmas)
@@ -244,7 +250,8 @@ def pose_document(
         doc,
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
-         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "record_argmax": record_argmax, "in_vis": in_vis, "oks_nms": oks_nms if sigmas is not None else None, "weights": str(weights) if weights else None},
+         "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "record_argmax": record_argmax, "in_vis": in_vis, "oks_nms": oks_nms if sigmas is not None else None, "weights": str(weights) if weights else None,
+         **({"frames": spec.frames} if frames else {})},  # DESIGN: steps that use neighbouring frames say how many
     )
     record_timing(doc, watch, len({r["image_id"] for r in results}), len(results))
     if not quiet:
@@ -344,6 +351,8 @@ def check_crop_sr(crop_sr: str | None, crop_size: str | None, size: tuple[int, i
     from lrp.models import get_model
 
     spec = get_model(crop_sr, task="superres")
+    if spec.frames > 1:
+        raise UsageError(f"--crop-sr {crop_sr}: a temporal SR model takes neighbouring frames, and a person crop has none; use a single-frame SR model")
     if decode == "udp":
         raise UsageError("--crop-sr with --decode udp: UDP's corner-aligned crops do not compose with centre-aligned SR")
     w, h = size
@@ -469,8 +478,25 @@ def build_runner(spec, weights, size, device, precision, batch_size, decode, fli
     )
 
 
-def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False, keep_going=False, watch=None):
-    """Keypoints for every person: a list of result dicts (before rescoring), and failures."""
+def window_loader(doc: dict, spec, workers: int | None = None):
+    """For a model that takes 2r+1 frames (`spec.frames`): image id -> frames t-r .. t+r of its
+    video read and stacked on channels (H x W x 3T, frame t-r first; lrp.frames); None for a
+    1-frame model. `doc` is the whole document, so the windows of a shard's frames are whole."""
+    if spec.frames <= 1:
+        return None
+    from lrp.frames import StackedFrames, frame_windows
+    from lrp.images import default_workers
+
+    windows = frame_windows(doc, spec.frames // 2)
+    # The loader threads read about 2 x workers images ahead; neighbouring windows share all
+    # but one frame, so keeping that many windows decodes each frame about once.
+    stacked = StackedFrames(doc, keep=spec.frames * (2 * (workers or default_workers()) + 2))
+    return lambda image_id: stacked(windows[image_id], image_id)
+
+
+def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False, keep_going=False, watch=None, frames=None):
+    """Keypoints for every person: a list of result dicts (before rescoring), and failures.
+    `frames` (window_loader) reads an image's window of frames instead of the image alone."""
     import numpy as np
     import torch
 
@@ -487,6 +513,8 @@ def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False
     def load(iid):
         img = imgs[iid]
         try:
+            if frames is not None:
+                return iid, frames(iid), None
             return iid, load_rgb(image_path(doc, img), iid, (img["width"], img["height"])), None
         except LrpError as e:
             if not keep_going:

@@ -232,9 +232,11 @@ def _warp_float(image: torch.Tensor, crop_to_img: np.ndarray, size: tuple[int, i
 
 
 def normalize_imagenet(crops: torch.Tensor) -> torch.Tensor:
-    """`ToTensor()` then `Normalize(ImageNet mean, std)` on grey levels 0..255 (RGB)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=crops.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=crops.device).view(1, 3, 1, 1)
+    """`ToTensor()` then `Normalize(ImageNet mean, std)` on grey levels 0..255 (RGB); a window of
+    frames stacked on channels (N, 3T, h, w) is normalised one RGB group at a time."""
+    groups = crops.shape[1] // 3
+    mean = torch.tensor(IMAGENET_MEAN, device=crops.device).repeat(groups).view(1, 3 * groups, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=crops.device).repeat(groups).view(1, 3 * groups, 1, 1)
     return (crops / 255.0 - mean) / std
 
 
@@ -365,7 +367,13 @@ class TopDown:
         return box_to_center_scale(boxes, self.aspect_ratio, self.padding)
 
     def crops(self, image: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> torch.Tensor:
-        """(N, 3, h, w) crops of grey levels for the people (center, scale) of one image."""
+        """(N, 3, h, w) crops of grey levels for the people (center, scale) of one image.
+
+        A window of frames stacked on channels (H, W, 3T, lrp.frames.StackedFrames) gives the
+        SAME crop of every frame, stacked the same way (N, 3T, h, w): a temporal model sees the
+        box's region through time, the person moving inside it (PoseWarper, DCPose)."""
+        if image.shape[-1] > 3:
+            return torch.cat([self.crops(image[..., c : c + 3], center, scale) for c in range(0, image.shape[-1], 3)], dim=1)
         if self.crop_sr is not None:
             return self._sr_crops(image, center, scale)
         return self._cut(image, center, scale, self.input_size)

@@ -153,3 +153,19 @@ def weights_path(spec, override: str | os.PathLike | None = None) -> Path:
     if not path.is_file():
         raise LrpError(f"weights for {spec.name} not found at {path}; get them with: {spec.weights.how_to_get()}")
     return path
+
+
+def write_random_weights(builder: str, random_state) -> list[Path]:
+    """Seeded random weights (`random_state(spec)`, a state dict) for every entry built by
+    `builder` ("module:function"), written where `lrp` looks for them: the plumbing-only
+    stand-ins (temporal SR and pose) have no trained weights to fetch or convert."""
+    from safetensors.torch import save_file
+
+    written = []
+    for spec in REGISTRY.values():
+        if spec.builder == builder:
+            path = weights_dir() / spec.weights.file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(random_state(spec), str(path), metadata={"lrp": "seeded random weights (plumbing only, not trained)"})
+            written.append(path)
+    return written

@@ -218,6 +218,23 @@ MODELS: list[ModelSpec] = [
         sha256="657e67f713ed92bed8db0ffc232cc8a7417307c34854eb9a77a2c13d03647858",
         notes="PoseNet run top-down on each person box: heatmap argmax x 16 + short-range offset (--decode offset)",
     ),
+    PoseSpec(
+        name="temporal-pose-5-random",
+        task="pose",
+        arch="temporal-pose",
+        builder="lrp.models.temporal_pose:temporal_pose",
+        kwargs={"frames": 5, "num_joints": 17, "width": 32, "blocks": 2, "input_size": [192, 256]},
+        frames=5,  # the same crop from frames t-2 .. t+2 of the image's video, stacked on channels
+        weights=WeightsInfo(
+            file="temporal-pose-5-random.safetensors",
+            source="python -m lrp.models.temporal_pose   (writes seeded random weights)",
+            licence="MIT (lrp)",
+            trained_on="nothing: seeded random weights, for the plumbing of frame windows only",
+        ),
+        notes="Tiny early-fusion temporal heatmap model (5 frames in, PoseWarper/DCPose-style windows), random weights: plumbing only",
+        codecs=HEATMAP_CODECS,
+        input_sizes=(),  # fully convolutional: any --input-size
+    ),
 ]
 
 CONVERTERS = {

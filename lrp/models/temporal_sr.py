@@ -55,16 +55,11 @@ def random_state(spec, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write seeded random weights for every temporal SR entry into the weights folder."""
-    from safetensors.torch import save_file
+    from lrp.models import write_random_weights
 
-    from lrp.models import REGISTRY, weights_dir
-
-    for spec in REGISTRY.values():
-        if spec.builder == "lrp.models.temporal_sr:temporal_sr":  # not __name__: this runs as __main__
-            path = weights_dir() / spec.weights.file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file(random_state(spec), str(path), metadata={"lrp": "seeded random weights (plumbing only, not trained)"})
-            print(path)
+    # The builder by name, not __name__: this runs as __main__.
+    for path in write_random_weights("lrp.models.temporal_sr:temporal_sr", random_state):
+        print(path)
     return 0
 
 
