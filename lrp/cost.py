@@ -25,8 +25,8 @@ from lrp.options import Quiet
 
 # Default input (w, h) per task where the registry entry has none: SR at 320x180 (x4 gives the
 # 1280x720 output that SR challenges count FLOPs at), detectors at Detectron2's 1333 long side
-# padded to 32, CenterNet at its 512x512 graph input.
-DEFAULT_SIZES = {"superres": (320, 180), "detect": (1344, 800), "centernet-mbv3": (512, 512)}
+# padded to 32, CenterNet and NanoDet at their graph inputs (512x512, 416x416).
+DEFAULT_SIZES = {"superres": (320, 180), "detect": (1344, 800), "centernet-mbv3": (512, 512), "nanodet": (416, 416)}
 GIB = 2**30
 
 
@@ -91,7 +91,11 @@ def _rcnn(net, x, spec):
 RUNNERS: dict[str, tuple[Callable, bool]] = {
     "hrnet-w32": (_plain, True),
     "hrnet-w48": (_plain, True),
+    "hrnet-w32-simcc": (_plain, True),
+    "hrnet-w32-srhead": (_plain, True),
     "movenet-thunder": (_plain, False),
+    "movenet-lightning": (_plain, False),
+    "posenet": (_plain, True),
     "esrgan": (_plain, True),
     "temporal-sr": (_plain, True),
     "temporal-pose": (_plain, True),
@@ -99,6 +103,7 @@ RUNNERS: dict[str, tuple[Callable, bool]] = {
     "usrnet": (_usrnet, True),
     "usrnet-tiny": (_usrnet, True),
     "centernet-mbv3": (_plain, True),
+    "nanodet": (_plain, True),
     "faster-rcnn-r101-fpn": (_rcnn, False),
     "faster-rcnn-r50-fpn": (_rcnn, False),
     "mask-rcnn-r101-fpn": (_rcnn, False),

@@ -133,3 +133,15 @@ def test_issue13_commands_are_documented(runner, name):
         if param.param_type_name == "option" and param.name != "help":
             assert getattr(param, "help", None), f"lrp {name}: option {param.opts} has no help text"
     assert (REPO / "man" / f"lrp-{name}.1").is_file()
+
+
+def test_every_registry_architecture_can_be_counted():
+    """`lrp cost --all` must not stop on a model: every architecture has a runner, and the ones
+    outside the HRNet family count at their default input (a net that ran has MACs > 0)."""
+    from lrp.models import REGISTRY
+
+    missing = sorted({s.arch for s in REGISTRY.values() if s.arch not in cost.RUNNERS and s.arch != "bicubic"})
+    assert missing == []
+    for name in ("hrnet-w32-simcc-64x64", "hrnet-w32-srhead-256x192", "movenet-lightning", "posenet", "nanodet", "temporal-pose-5-random"):
+        c = cost.model_cost(name)
+        assert c.params > 0 and c.macs > 0, name
