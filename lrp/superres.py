@@ -211,14 +211,17 @@ def superres_document(
     workers: Optional[int] = None,
     quiet: bool = False,
     keep_going: bool = False,
+    shard: Optional[str] = None,
 ) -> dict:
     """Super-resolve every image of `doc`, write PNGs, return the document in the SR frame
     (`doc` is untouched). What the model needs (scale, memory, kernel, noise) comes from its
     registry spec. Raises LrpError on the first failing image, or with `keep_going` a
-    PartialFailure after all images, carrying the document without the failed ones."""
+    PartialFailure after all images, carrying the document without the failed ones. `shard`
+    ("I/N") keeps one shard of the images; a temporal model still reads their neighbours."""
     from lrp.failures import ImageFailures
     from lrp.document import add_history, image_path
     from lrp.frames import StackedFrames, frame_windows
+    from lrp.shard import apply_shard
     from lrp.timing import Stopwatch, gt_people, record_timing
     from lrp.geometry import resize_xform
     from lrp.images import load_rgb, parallel_map
@@ -253,8 +256,10 @@ def superres_document(
             raise UsageError(f"{model} is trained on noise-free images only; use {spec.noisy_variant} for noisy images")
         if not noise >= 0:
             raise UsageError(f"--noise {noise}: must be >= 0 (grey levels)")
-    windows = frame_windows(doc, spec.frames // 2) if spec.frames > 1 else None  # what a temporal model reads
+    # What a temporal model reads, from the whole document: a frame's neighbours may lie in other shards.
+    windows = frame_windows(doc, spec.frames // 2) if spec.frames > 1 else None
     stacked = StackedFrames(doc, keep=4 * (batch_size + spec.frames)) if windows else None  # decodes each frame ~once
+    doc = apply_shard(doc, shard, "superres")
     upscaler = build_upscaler(
         spec, sf, weights=weights, device=device, precision=precision, kernel=kernel_array,
         noise=noise or 0.0, tile=tile, overlap=tile_overlap, quiet=quiet,
@@ -297,7 +302,7 @@ def superres_document(
         loaded = []
         for img in batch:
             arr = failures.guard(img["id"], lambda: load_rgb(image_path(doc, img), img["id"], (img["width"], img["height"]))
-                                 if windows is None else stacked(windows[img["id"]]))
+                                 if windows is None else stacked(windows[img["id"]], img["id"]))
             if arr is not None:
                 loaded.append((img, arr))
         return loaded
@@ -411,17 +416,18 @@ def command(
     """
     from lrp.inputs import load_document
     from lrp.outputs import write_result
-    from lrp.shard import apply_shard
+    from lrp.shard import parse_shard
 
+    if shard is not None:
+        parse_shard(shard)  # a usage error before reading anything
     doc = load_document(input, images=images, allow_sample=True, quiet=quiet)
-    doc = apply_shard(doc, shard, "superres")
     write_result(
         "superres",
         output,
         lambda: superres_document(
             doc, model=model, scale=scale, weights=weights, kernel=kernel, noise=noise, device=device,
             precision=precision, batch_size=batch_size, tile=tile, tile_overlap=tile_overlap, out_dir=out_dir,
-            workers=workers, quiet=quiet, keep_going=keep_going,
+            workers=workers, quiet=quiet, keep_going=keep_going, shard=shard,
         ),
     )
 

@@ -249,6 +249,27 @@ def test_temporal_sr_output_is_the_forward_on_the_stacked_neighbours(runner, tem
     assert not np.array_equal(still, np.asarray(Image.open(tmp_path / "sr" / img["file_name"])))
 
 
+def test_temporal_sr_shards_read_neighbours_from_other_shards(runner, temporal_weights, video_sample, tmp_path):
+    """Each shard super-resolves its own frames from whole windows: the PNGs of three shards
+    (one --out-dir, as shards of one step share it) are those of the unsharded run."""
+    lr = tmp_path / "lr.json"
+    res = run_lrp(runner, ["degrade", "--scale", "0.25", "--out-dir", str(tmp_path / "lr"), "-o", str(lr), "-q",
+                           "--images", str(video_sample[1]), str(video_sample[0])])
+    assert res.exit_code == 0, res.stderr
+    res = run_lrp(runner, ["superres", "--model", TEMPORAL, "--device", "cpu", "--out-dir", str(tmp_path / "full"), "-q", str(lr)])
+    assert res.exit_code == 0, res.stderr
+    full = json.loads(res.stdout)
+    seen = []
+    for i in range(3):
+        res = run_lrp(runner, ["superres", "--model", TEMPORAL, "--device", "cpu", "--shard", f"{i}/3",
+                               "--out-dir", str(tmp_path / "parts"), "-q", str(lr)])
+        assert res.exit_code == 0, res.stderr
+        seen += [img["file_name"] for img in json.loads(res.stdout)["images"]]
+    assert sorted(seen) == sorted(img["file_name"] for img in full["images"])
+    for name in seen:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "parts" / name)), np.asarray(Image.open(tmp_path / "full" / name)))
+
+
 def test_temporal_sr_on_images_outside_videos_sees_a_still(runner, temporal_weights, tmp_path):
     from test_new_model import random_images_doc
 
