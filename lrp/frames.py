@@ -75,7 +75,18 @@ def frame_windows(doc: dict, radius: int, name: str = "document") -> dict[int, l
     if radius < 0:
         raise UsageError(f"a frame window radius must be >= 0, got {radius}")
     windows = {img["id"]: [img["id"]] * (2 * radius + 1) for img in doc["images"]}
-    for frames in sequences(doc, name).values():
+    try:
+        videos = sequences(doc, name)
+    except LrpError as e:
+        shard = (doc.get("lrp") or {}).get("shard")
+        if not shard:
+            raise
+        # A shard holds the images whose id hashes to it, so its videos have gaps by design.
+        raise LrpError(
+            f"{e}; this document is shard {shard['index']}/{shard['count']}, whose neighbouring frames lie in other shards: "
+            "run this step on the whole document with --shard instead"
+        ) from None
+    for frames in videos.values():
         ids = [img["id"] for img in frames]
         last = len(ids) - 1
         for t, iid in enumerate(ids):

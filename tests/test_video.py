@@ -448,3 +448,17 @@ def test_detect_on_a_video_document_keeps_ids_and_records_timing(runner, video_s
     t = doc["lrp"]["history"][-1]["timing"]
     assert (t["device"], t["images"], t["people"]) == ("cpu", len(doc["images"]), len(doc["annotations"]))
     assert 0 < t["model_ms_per_image"] <= t["total_ms_per_image"]
+
+
+def test_a_shard_document_tells_how_to_run_a_temporal_step(runner, temporal_weights, video_sample, tmp_path):
+    """degrade --shard I/N | superres TEMPORAL: the shard lacks neighbours; the line says what to do."""
+    part = tmp_path / "part.json"
+    res = run_lrp(runner, ["degrade", "--scale", "0.25", "--shard", "0/3", "--out-dir", str(tmp_path / "lr"), "-o", str(part), "-q",
+                           "--images", str(video_sample[1]), str(video_sample[0])])
+    assert res.exit_code == 0, res.stderr
+    res = run_lrp(runner, ["superres", "--model", TEMPORAL, "--device", "cpu", "--out-dir", str(tmp_path / "sr"), "-q", str(part)])
+    assert res.exit_code == 1
+    (line,) = res.stderr.strip().splitlines()
+    assert "is missing" in line and line.endswith(
+        "this document is shard 0/3, whose neighbouring frames lie in other shards: run this step on the whole document with --shard instead"
+    )
