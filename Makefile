@@ -86,12 +86,16 @@ demo-video: setup
 	$(BIN)/python -m lrp.sample_video $(VDEMO)/sample >/dev/null
 	$(LRP) weights fetch movenet-thunder
 	$(LRP) weights path temporal-sr-x4-random >/dev/null 2>&1 || $(BIN)/python -m lrp.models.temporal_sr
+	$(LRP) weights path temporal-pose-5-random >/dev/null 2>&1 || $(BIN)/python -m lrp.models.temporal_pose
 	$(LRP) degrade -q --kernel gaussian:1.0 --scale 0.25 --images $(VDEMO)/sample/images $(VDEMO)/sample/person_keypoints.json -o $(VDEMO)/lr4.json
 	$(LRP) superres -q --model bicubic --scale 4 $(VDEMO)/lr4.json -o $(VDEMO)/bicubic.json
 	$(LRP) superres -q --model temporal-sr-x4-random $(VDEMO)/lr4.json -o $(VDEMO)/temporal.json
 	$(LRP) pose -q --model movenet-thunder --boxes gt $(VDEMO)/bicubic.json -o $(VDEMO)/bicubic-pose.json
 	$(LRP) pose -q --model movenet-thunder --boxes gt $(VDEMO)/temporal.json -o $(VDEMO)/temporal-pose.json
 	$(LRP) evaluate --timing --size-from $(VDEMO)/lr4.json $(VDEMO)/bicubic-pose.json $(VDEMO)/temporal-pose.json
+	@echo "plumbing only (random weights, AP near 0): a 5-frame pose model on the temporal SR frames"
+	$(LRP) pose -q --model temporal-pose-5-random --boxes gt $(VDEMO)/temporal.json -o $(VDEMO)/temporal-pose5.json
+	$(LRP) evaluate -q --timing --size-from $(VDEMO)/lr4.json $(VDEMO)/temporal-pose5.json
 
 man: setup
 	$(BIN)/python -m lrp.manpages man
