@@ -191,7 +191,8 @@ def render_terminal(tables: Sequence[Table], out: IO, notes: Sequence[str] = (),
     layouts = [layout(t, width) for t in tables]
     # The console is never narrower than a table, so rich itself never squeezes a cell.
     needed = max([_line_width(lay.widths) for lay in layouts] + [width or 0, 40])
-    console = Console(file=out, width=needed if width is None else max(width, needed), highlight=False, soft_wrap=False)
+    # No markup: a label such as "LR 1/4 [lr4.json]" is text, not a rich style tag to swallow.
+    console = Console(file=out, width=needed if width is None else max(width, needed), highlight=False, soft_wrap=False, markup=False)
     for t, lay in zip(tables, layouts):
         title = t.title if width is None else _shorten(t.title, max(10, width - 1))
         rt = RichTable(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")

@@ -37,7 +37,10 @@ def test_every_command_has_help_text(runner, name):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from lrp.cli import app; import lrp.models; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys; from lrp.cli import app; import lrp.models; "
+        "assert 'torch' not in sys.modules, 'torch imported'; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

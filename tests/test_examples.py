@@ -105,7 +105,10 @@ def test_related_makefile_has_every_paper_target_and_its_commands_parse():
     for needle in ("--decode udp --weights udp-weights/hrnet-w32-64x48-udp.safetensors", "--crop-sr realesrgan-x4plus --crop-size 48x64",
                    "--decode maxpool", "hrnet-w32-simcc-32x32 --input-size 32x32 --decode simcc", "--record-argmax",
                    "lrp weights convert hrnet-w32 /ckpt/pose_hrnet_w32_64x48.pth --model hrnet-w32-64x48",
-                   "lrp weights convert hrnet-w32-srhead /ckpt/srpose_hrnet_w32_256x192.pth"):
+                   "lrp weights convert hrnet-w32-srhead /ckpt/srpose_hrnet_w32_256x192.pth",
+                   # CAL Fig. 1 as a chart: four sizes per line, the lines standard and udp
+                   "--label standard --label standard --label standard --label standard --label udp --label udp --label udp --label udp",
+                   "--plot /tmp/lrp-related/cal-figure1.png --plot-x pose.input_size > /tmp/lrp-related/cal-figure1.md.part"):
         assert needle in text, needle
     commands = _lrp_command_lines(text)
     assert {c[0] for c in commands} == {"pose", "evaluate", "displacement", "weights"}
@@ -117,7 +120,10 @@ def test_related_offline_variant_uses_registry_models_and_parses():
     text = _dry_run("related", "-f", "offline.mk", "DATA=/data/val4", "OUT=/tmp/lrp-rel-off", "report")
     for needle in ("posenet --input-size 513x513 --decode plain", "movenet-lightning --input-size 192x192",
                    "--crop-sr realsr-df2k-x4 --crop-size 64x64", "--images /data/val4/images /data/val4/person_keypoints.json",
-                   "/tmp/lrp-rel-off/report.md"):
+                   "/tmp/lrp-rel-off/report.md",
+                   # PoseNet's three sizes are one line of the chart; MoveNet's two networks a point each
+                   "--label posenet@offset --label posenet@offset --label posenet@offset --label movenet-lightning@standard --label movenet-thunder@standard",
+                   "--plot /tmp/lrp-rel-off/input-sizes.png --plot-x pose.input_size", "![AP against input size](input-sizes.png)"):
         assert needle in text, needle
     for args in _lrp_command_lines(text):
         _check_lrp_command(args)

@@ -29,8 +29,9 @@ CODECS      := $(foreach s,257 385 513,posenet@$(s)x$(s)@offset posenet@$(s)x$(s
 FIG5        := posenet@257x257@offset posenet@513x513@offset
 CROPS       := movenet-thunder@256x256@standard $(foreach m,$(CROP_SR),movenet-thunder@256x256@standard@$(m)@64x64)
 
+# The chart's lines: MODEL@DECODE, so PoseNet's three sizes are one line (MoveNet: two networks, a point each)
 $(OUT)/input-sizes.md: $(call poses,$(SIZES))
-	$(call table,$(SIZES))
+	$(call figure,$(SIZES),$(foreach r,$(SIZES),$(call field,1,$(r))@$(call field,3,$(r))))
 $(OUT)/codecs.md: $(call poses,$(CODECS))
 	$(call table,$(CODECS))
 $(OUT)/displacement.png: $(call argmax,$(FIG5))
@@ -47,7 +48,7 @@ report: $(OUT)/report.md
 	@cat $<
 $(OUT)/report.md: $(OUT)/input-sizes.md $(OUT)/codecs.md $(OUT)/displacement.png $(OUT)/crop-sr.md
 	{ echo "# CAL, SRPose and MGIL analyses on $(DATA) with registry-shipped weights (GT boxes)"; \
-	  echo; echo "## AP against input size (CAL Fig. 1)"; echo; cat $(OUT)/input-sizes.md; \
+	  echo; echo "## AP against input size (CAL Fig. 1)"; echo; echo "![AP against input size](input-sizes.png)"; echo; cat $(OUT)/input-sizes.md; \
 	  echo; echo "## Codecs side by side"; echo; cat $(OUT)/codecs.md; \
 	  echo; echo "## Argmax-to-GT displacement (CAL Fig. 5)"; echo; echo "![displacement](displacement.png)"; echo; cat $(OUT)/displacement.md; \
 	  echo; echo "## SR on 64x64 person crops (CAL Table 2)"; echo; cat $(OUT)/crop-sr.md; \

@@ -33,5 +33,8 @@ $(OUT)/argmax/%.json:
 
 # $(call table,RUNS): one lrp evaluate table with a row per run (the recipe of a .md target)
 table      = $(EVAL) $(call labels,$(1)) $(call poses,$(1)) > $@.part && mv $@.part $@
+# $(call figure,RUNS,LINES): the table as `table` writes it, and beside it ($(@:.md=.png)) AP
+# against each run's input size (CAL Fig. 1); LINES has a label per run, runs sharing one are a line
+figure     = $(EVAL) $(foreach l,$(2),--label $(l)) $(call poses,$(1)) --plot $(@:.md=.png) --plot-x pose.input_size > $@.part && mv $@.part $@
 # $(call histogram,RUNS): the argmax-to-GT displacement of each run, PNG + markdown table
 histogram  = $(LRP) displacement --format markdown $(call labels,$(1)) $(call argmax,$(1)) --plot $@ > $(@:.png=.md).part && mv $(@:.png=.md).part $(@:.png=.md)
