@@ -48,8 +48,19 @@ def step_label(step: dict) -> str | None:
 
 
 def history_label(history: list[dict]) -> str:
-    parts = [p for p in (step_label(s) for s in history) if p]
+    parts = [p for p in (_safe_step_label(s) for s in history) if p]
     return " > ".join(parts) if parts else "original"
+
+
+def _safe_step_label(step) -> str | None:
+    """step_label, or the bare command name for a step whose args are not what lrp writes (a
+    hand-edited history): a label must never stop a command."""
+    if not isinstance(step, dict):
+        return None
+    try:
+        return step_label(step)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return str(step.get("command") or "step")
 
 
 def box_source(history: list[dict]) -> str:

@@ -277,3 +277,13 @@ def test_plot_file_rules_are_buckets(sample, tmp_path, runner):
     result = run_lrp(runner, ["evaluate", ok, "--plot", str(nested)])
     assert result.exit_code == 0 and f"chart: {nested}" in result.stderr
     check_png(nested)
+
+
+def test_a_hand_edited_history_still_labels():
+    """Odd args (a scale as text, a noise that is no number) give the bare step name, not a crash."""
+    from lrp.labels import history_label
+
+    history = [{"command": "degrade", "args": {"scale": "0.25"}}, {"command": "superres", "args": {"model": "bicubic", "scale": 4}},
+               {"command": "degrade", "args": {"scale": 0.5, "noise": "lots"}}, "not a step"]
+    assert history_label(history) == "degrade > bicubic x4 > degrade"
+    assert history_label([{"command": "degrade", "args": {"scale": 0.25}}]) == "LR 1/4"
