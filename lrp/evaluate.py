@@ -447,6 +447,26 @@ def plot_lines(named_histories: list[tuple[str, list]], labels: list[str], x_key
     return lines, bool(pairs and pairs[0])
 
 
+def _merged_ticks(ticks: dict, log: bool, closest: float = 0.04) -> tuple[list[float], list[str]]:
+    """Tick positions and labels, ticks closer than `closest` of the axis span sharing one label
+    ("256x256/257x257"), so that neighbouring sizes do not print over each other."""
+    import math
+
+    xs = sorted(ticks)
+    pos = [math.log2(x) if log else x for x in xs]
+    span = (pos[-1] - pos[0]) or 1.0
+    out_x, out_text = [xs[0]], ["/".join(ticks[xs[0]])]
+    last = pos[0]
+    for x, p in zip(xs[1:], pos[1:]):
+        if p - last < closest * span:
+            out_text[-1] += "/" + "/".join(ticks[x])
+        else:
+            out_x.append(x)
+            out_text.append("/".join(ticks[x]))
+            last = p
+    return out_x, out_text
+
+
 def plot_series(
     evaluations: list[Evaluation], labels: list[str] | None, x_key: str | None, metric: str
 ) -> dict[str, list[tuple[str, list[tuple[float | None, float]]]]]:
@@ -538,8 +558,8 @@ def plot(
             else:
                 ax.set_xlabel(x_key)
             if pairs or len(ticks) <= 12:
-                xs = sorted(ticks)
-                ax.set_xticks(xs, ["/".join(ticks[x]) for x in xs], fontsize=8, rotation=30 if len(xs) > 6 else 0)
+                xs, texts = _merged_ticks(ticks, log=pairs)
+                ax.set_xticks(xs, texts, fontsize=8, rotation=30 if len(xs) > 6 else 0)
             ax.legend(fontsize=8)
         top = max([v for v in ys if not math.isnan(v)], default=1.0)
         ax.set_ylim(0, max(1e-3, top) * 1.08)

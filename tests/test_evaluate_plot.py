@@ -287,3 +287,11 @@ def test_a_hand_edited_history_still_labels():
                {"command": "degrade", "args": {"scale": 0.5, "noise": "lots"}}, "not a step"]
     assert history_label(history) == "degrade > bicubic x4 > degrade"
     assert history_label([{"command": "degrade", "args": {"scale": 0.25}}]) == "LR 1/4"
+
+
+def test_close_ticks_share_a_label():
+    from lrp.evaluate import _merged_ticks
+
+    ticks = {192 * 192: ["192x192"], 256 * 256: ["256x256"], 257 * 257: ["257x257"], 513 * 513: ["513x513"]}
+    assert _merged_ticks(ticks, log=True) == ([192 * 192, 256 * 256, 513 * 513], ["192x192", "256x256/257x257", "513x513"])
+    assert _merged_ticks({0.25: ["0.25"], 0.5: ["0.5"]}, log=False) == ([0.25, 0.5], ["0.25", "0.5"])
