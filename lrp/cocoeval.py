@@ -88,6 +88,8 @@ PAPER_COLUMNS = {
     "segm": ("AP", "AP_S", "AP_M", "AP_L", "AR", "AR_S", "AR_M", "AR_L"),
     "keypoints": ("AP", "AP_M", "AP_L", "AR", "AR_M", "AR_L"),
 }
+# Any metric name, lower-cased, to its spelling (the options take ap_m for AP_M).
+METRIC_NAMES = {m.name.lower(): m.name for ms in METRICS.values() for m in ms}
 
 
 # --------------------------------------------------------------------------------------------

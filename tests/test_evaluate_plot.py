@@ -14,7 +14,8 @@ import pytest
 from lrp.cocoeval import oracle_results
 from lrp.document import add_history
 from lrp.errors import LrpError, UsageError
-from lrp.evaluate import Evaluation, evaluate_document, plot_series
+from lrp.evaluate import Evaluation, evaluate_document
+from lrp.evaluate_plot import plot_series
 from tests.conftest import run_lrp
 
 
@@ -290,7 +291,7 @@ def test_a_hand_edited_history_still_labels():
 
 
 def test_close_ticks_share_a_label():
-    from lrp.evaluate import _merged_ticks
+    from lrp.evaluate_plot import _merged_ticks
 
     ticks = {192 * 192: ["192x192"], 256 * 256: ["256x256"], 257 * 257: ["257x257"], 513 * 513: ["513x513"]}
     assert _merged_ticks(ticks, log=True) == ([192 * 192, 256 * 256, 513 * 513], ["192x192", "256x256/257x257", "513x513"])
