@@ -59,9 +59,9 @@ def _main(
 
 def _register() -> None:
     # Import order is the order of `lrp --help`: the pipeline's order.
-    from lrp import bucket, cost, crowdpose, degrade, detect, displacement, draw, evaluate, frames, merge, mix, pck, pose, quality, report, runs, superres, weights
+    from lrp import bucket, cost, crowdpose, degrade, detect, displacement, draw, evaluate, frames, merge, mix, mpii, pck, pose, quality, report, runs, superres, weights
 
-    for module in (frames, degrade, superres, detect, pose, merge, mix, evaluate, bucket, displacement, draw, report, pck, crowdpose, quality, cost):
+    for module in (frames, mpii, degrade, superres, detect, pose, merge, mix, evaluate, bucket, displacement, draw, report, pck, crowdpose, quality, cost):
         name = module.__name__.rsplit(".", 1)[1]
         app.command(name, cls=LrpCommand, help=module.command.__doc__, no_args_is_help=False)(step(name)(module.command))
     for sub in (weights, runs):

@@ -38,10 +38,11 @@ class Codec:
     udp = False  # corner-aligned crop and back-mapping (UDP); also: no one-column flip shift
     summary = ""
 
-    def decode(self, output, center, scale, input_size) -> np.ndarray:
+    def decode(self, output, center, scale, input_size, points64=None) -> np.ndarray:
+        """`points64`: the people whose centre and scale are float64 values (lrp.heatmaps.crop_to_image)."""
         raise NotImplementedError
 
-    def argmax(self, output, center, scale, input_size) -> np.ndarray | None:
+    def argmax(self, output, center, scale, input_size, points64=None) -> np.ndarray | None:
         """(N, K, 3) = the peak cell of each keypoint's map in the image (x, y) and the image
         pixels per cell, before any sub-pixel step (`lrp pose --record-argmax`, CAL Fig. 5);
         None for heads without a map (regression)."""
@@ -58,17 +59,17 @@ class HeatmapCodec(Codec):
     def _locate(self, heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def decode(self, output, center, scale, input_size) -> np.ndarray:
+    def decode(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         heatmaps = np.asarray(output[0] if isinstance(output, tuple) else output, dtype=np.float32)
         coords, scores = self._locate(heatmaps)
-        xy = heatmap_to_image(coords, center, scale, (heatmaps.shape[3], heatmaps.shape[2]), udp=self.udp)
+        xy = heatmap_to_image(coords, center, scale, (heatmaps.shape[3], heatmaps.shape[2]), udp=self.udp, points64=points64)
         return np.concatenate([xy, scores[..., None]], axis=-1)
 
-    def argmax(self, output, center, scale, input_size) -> np.ndarray:
+    def argmax(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         heatmaps = np.asarray(output[0] if isinstance(output, tuple) else output, dtype=np.float32)
         coords, _ = argmax_heatmaps(heatmaps)
         width = heatmaps.shape[3]
-        xy = heatmap_to_image(coords, center, scale, (width, heatmaps.shape[2]), udp=self.udp)
+        xy = heatmap_to_image(coords, center, scale, (width, heatmaps.shape[2]), udp=self.udp, points64=points64)
         box_width = np.asarray(scale, dtype=np.float64)[:, 0] * 200.0
         return _with_cell(xy, box_width / ((width - 1) if self.udp else width))
 
@@ -153,10 +154,10 @@ class OffsetCodec(HeatmapCodec):
     reads = "heatmap+offset"
     summary = "argmax + the offset field at the peak (offset heads: CAL, PoseNet)"
 
-    def decode(self, output, center, scale, input_size) -> np.ndarray:
+    def decode(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         heatmaps, offsets = (np.asarray(v, dtype=np.float32) for v in output)
         coords, scores = decode_offset(heatmaps, offsets)
-        xy = heatmap_to_image(coords, center, scale, (heatmaps.shape[3], heatmaps.shape[2]), udp=self.udp)
+        xy = heatmap_to_image(coords, center, scale, (heatmaps.shape[3], heatmaps.shape[2]), udp=self.udp, points64=points64)
         return np.concatenate([xy, scores[..., None]], axis=-1)
 
 
@@ -174,21 +175,21 @@ class PoseNetCodec(Codec):
     def __init__(self, offsets: bool = True):
         self.offsets = offsets
 
-    def decode(self, output, center, scale, input_size) -> np.ndarray:
+    def decode(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         out = np.asarray(output, dtype=np.float32)
         k, width = out.shape[1] // 3, out.shape[3]
         stride = (input_size[0] - 1) / (width - 1)
         offsets = np.stack([out[:, 2 * k :], out[:, k : 2 * k]], axis=2) / stride  # (dx, dy) in cells
         coords, scores = decode_offset(out[:, :k], offsets if self.offsets else np.zeros_like(offsets))
-        xy = apply_affine(coords * stride, crop_to_image(center, scale, input_size))
+        xy = apply_affine(coords * stride, crop_to_image(center, scale, input_size, points64=points64))
         return np.concatenate([xy, scores[..., None]], axis=-1)
 
-    def argmax(self, output, center, scale, input_size) -> np.ndarray:
+    def argmax(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         out = np.asarray(output, dtype=np.float32)
         k, width = out.shape[1] // 3, out.shape[3]
         stride = (input_size[0] - 1) / (width - 1)
         coords, _ = argmax_heatmaps(out[:, :k])
-        xy = apply_affine(coords * stride, crop_to_image(center, scale, input_size))
+        xy = apply_affine(coords * stride, crop_to_image(center, scale, input_size, points64=points64))
         return _with_cell(xy, np.asarray(scale, dtype=np.float64)[:, 0] * 200.0 * stride / input_size[0])
 
 
@@ -204,16 +205,16 @@ class SimCCCodec(Codec):
     def __init__(self, split_ratio: float = 2.0):
         self.split_ratio = split_ratio
 
-    def decode(self, output, center, scale, input_size) -> np.ndarray:
+    def decode(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         x, y = (np.asarray(v, dtype=np.float32) for v in output)
         coords = np.stack([x.argmax(axis=2), y.argmax(axis=2)], axis=-1).astype(np.float64) / self.split_ratio
         scores = np.minimum(x.max(axis=2), y.max(axis=2))
-        xy = apply_affine(coords, crop_to_image(center, scale, input_size))
+        xy = apply_affine(coords, crop_to_image(center, scale, input_size, points64=points64))
         return np.concatenate([xy, scores[..., None]], axis=-1)
 
-    def argmax(self, output, center, scale, input_size) -> np.ndarray:
+    def argmax(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         # SimCC's decode is its argmax: the peak bin, a bin being 1 / split_ratio input pixels.
-        xy = self.decode(output, center, scale, input_size)[..., :2]
+        xy = self.decode(output, center, scale, input_size, points64)[..., :2]
         return _with_cell(xy, np.asarray(scale, dtype=np.float64)[:, 0] * 200.0 / (input_size[0] * self.split_ratio))
 
 
@@ -225,11 +226,11 @@ class RegressionCodec(Codec):
     reads = "regression"
     summary = "the model's own regressed coordinates"
 
-    def decode(self, output, center, scale, input_size) -> np.ndarray:
+    def decode(self, output, center, scale, input_size, points64=None) -> np.ndarray:
         out = np.asarray(output)
         w, h = input_size
         crop_xy = np.stack([out[..., 1] * w - 0.5, out[..., 0] * h - 0.5], axis=-1)
-        xy = apply_affine(crop_xy, crop_to_image(center, scale, input_size))
+        xy = apply_affine(crop_xy, crop_to_image(center, scale, input_size, points64=points64))
         return np.concatenate([xy, out[..., 2:3]], axis=-1)
 
 

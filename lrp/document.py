@@ -237,6 +237,8 @@ def check_document(doc: dict, name: str) -> None:
             if value is not None and not (_is_int(value) and (value in allowed if allowed else value >= 0)):
                 raise LrpError(f"{where}: key '{key}' must be {'0 or 1' if allowed else 'an integer >= 0'}, got {value!r}")
         _check_values(ann, images[iid], keypoint_counts[cid], where)
+        if "lrp_crop" in ann:
+            _check_crop(ann["lrp_crop"], where)
     block = doc.get("lrp")
     if isinstance(block, dict):
         for key in RESULT_KEYS:
@@ -338,6 +340,16 @@ def _check_values(item: dict, img: dict, num_keypoints: int | None, where: str) 
         _check_rle(seg, (img["height"], img["width"]), where)
     else:
         raise LrpError(f"{where}: key 'segmentation' must be a list of polygons or an RLE object")
+
+
+def _check_crop(crop: Any, where: str) -> None:
+    """`lrp_crop`, the crop a dataset's official test cuts (lrp mpii, lrp pose --boxes gt)."""
+    if not (
+        isinstance(crop, dict)
+        and _numbers(crop.get("center")) and len(crop["center"]) == 2
+        and _numbers(crop.get("size")) and len(crop["size"]) == 2 and crop["size"][0] > 0 and crop["size"][1] > 0
+    ):
+        raise LrpError(f"{where}: key 'lrp_crop' must be {{\"center\": [x, y], \"size\": [w, h]}} of finite numbers with w, h > 0, got {crop!r}")
 
 
 def _check_rle(rle: dict, size: tuple[int, int], where: str) -> None:

@@ -140,7 +140,17 @@ def map_annotation(ann: dict, xf: Xform, new_size: tuple[int, int]) -> dict:
         out["segmentation"] = map_segmentation(ann["segmentation"], xf, new_size)
     if "keypoints" in ann:
         out["keypoints"] = map_gt_keypoints(ann["keypoints"], xf)
+    if "lrp_crop" in ann:
+        out["lrp_crop"] = map_crop(ann["lrp_crop"], xf)
     return out
+
+
+def map_crop(crop: dict, xf: Xform) -> dict:
+    """An official crop {center, size} (lrp mpii): the centre moves as a keypoint does, the size
+    scales by the frame's factors."""
+    sx, sy, tx, ty = xf
+    (x, y), (w, h) = crop["center"], crop["size"]
+    return {**crop, "center": [sx * x + tx, sy * y + ty], "size": [w * sx, h * sy]}
 
 
 def map_result(res: dict, xf: Xform, new_size: tuple[int, int]) -> dict:

@@ -18,7 +18,9 @@ DECODERS = ("standard", "dark", "udp", "offset")
 # Crop <-> image maps
 
 
-def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bool = False, warp: str = "opencv4") -> np.ndarray:
+def crop_to_image(
+    center, scale, size, udp: bool = False, inverse_of_forward: bool = False, warp: str = "opencv4", points64=None
+) -> np.ndarray:
     """(N, 2, 3) affine maps from crop pixels (of a crop or heatmap `size` = (w, h)) to image pixels.
 
     Standard: `get_affine_transform(center, scale, 0, size, inv=1)`, a similarity mapping the
@@ -28,6 +30,12 @@ def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bo
     UDP (MMPose `get_warp_matrix`): per-axis factors `(scale*200)/(size-1)`, corners aligned.
     `warp` "opencv5" solves the points as OpenCV 5's `getAffineTransform` does, to the last bit
     (its float32 map turns a last-bit difference of the matrix into a grey level here and there).
+
+    The official arithmetic before the points are stored as float32 follows the dtype of its
+    centre and scale: float32 for COCO (`_xywh2cs`), float64 for MPII (`_get_db`'s np.float).
+    `points64` (N booleans, or None for none) marks the people whose centre and scale are float64
+    values (an annotation's `lrp_crop`): their second point is `centre - scale*200/2` in float64,
+    rounded to float32 once, instead of being computed from the float32-rounded values.
     """
     w, h = size
     if udp:
@@ -38,18 +46,27 @@ def crop_to_image(center, scale, size, udp: bool = False, inverse_of_forward: bo
         m[:, :, 2] = center - 0.5 * box
         return m
     f32 = np.float32
+    center_given = center
     center = np.asarray(center, dtype=f32).reshape(-1, 2)
     src_w = np.asarray(scale, dtype=f32).reshape(-1, 2)[:, 0] * f32(PIXEL_STD)
     n = len(center)
 
-    def three_points(first, half):  # first point, one `half` above it, one turned 90 degrees
-        second = first - np.stack([np.zeros(n, f32), half], axis=1)
+    def three_points(first, half, second=None):  # first point, one `half` above it, one turned 90 degrees
+        if second is None:
+            second = first - np.stack([np.zeros(n, f32), half], axis=1)
         direct = first - second
         third = second + np.stack([-direct[:, 1], direct[:, 0]], axis=1)
         return np.stack([first, second, third], axis=1).astype(np.float64)
 
+    second = None
+    if points64 is not None and np.any(points64):
+        wide = np.asarray(points64, dtype=bool).reshape(-1, 1)
+        c64 = np.asarray(center_given, dtype=np.float64).reshape(-1, 2)
+        half64 = np.asarray(scale, dtype=np.float64).reshape(-1, 2)[:, 0] * PIXEL_STD * 0.5
+        above = (c64 - np.stack([np.zeros(n), half64], axis=1)).astype(f32)
+        second = np.where(wide, above, center - np.stack([np.zeros(n, f32), src_w * f32(0.5)], axis=1))
     solve = _solve_affine_opencv5 if warp == "opencv5" else _solve_affine
-    src = three_points(center, src_w * f32(0.5))
+    src = three_points(center, src_w * f32(0.5), second)
     dst = three_points(np.tile(np.array([w * 0.5, h * 0.5], f32), (n, 1)), np.full(n, w * 0.5, f32))
     if inverse_of_forward:
         # What warpAffine samples with: the forward map, inverted as `invertAffineTransform` does.
@@ -261,6 +278,6 @@ def decode(heatmaps: np.ndarray, method: str = "standard", offsets: np.ndarray |
     raise ValueError(f"unknown decoder {method!r}; expected one of {', '.join(DECODERS)}")
 
 
-def heatmap_to_image(coords: np.ndarray, center, scale, heatmap_size, udp: bool = False) -> np.ndarray:
+def heatmap_to_image(coords: np.ndarray, center, scale, heatmap_size, udp: bool = False, points64=None) -> np.ndarray:
     """`transform_preds`: heatmap coordinates back to the image (UDP: MMPose's unbiased map)."""
-    return apply_affine(coords, crop_to_image(center, scale, heatmap_size, udp=udp))
+    return apply_affine(coords, crop_to_image(center, scale, heatmap_size, udp=udp, points64=points64))

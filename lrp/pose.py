@@ -3,7 +3,8 @@
 Boxes come from the ground truth (`--boxes gt`, the official GT-box cleaning: only people with
 annotated keypoints, boxes clipped to the image) or from `lrp.detections` (`--boxes
 detections`, person boxes scoring at least `--det-threshold`). Each box becomes a crop of the
-model's input aspect ratio with 25% padding; the model's keypoints are mapped back into the
+model's input aspect ratio with 25% padding, except a GT person with an `lrp_crop` (the crop a
+dataset's official test cuts, from `lrp mpii`), cut as given; the model's keypoints are mapped back into the
 document's frame, rescored (box score x mean joint score above 0.2) and filtered by OKS-NMS
 (0.9) per image, exactly as the official COCO evaluation does before `COCOeval`.
 
@@ -125,7 +126,9 @@ def command(
     is cut out (bilinear, black border; --warp picks the OpenCV generation) and run with the flip test; heatmaps
     are decoded (--decode: a codec the model's head can feed), mapped back into the document's frame, rescored
     (box score x mean joint score above --in-vis) and filtered by OKS-NMS (--oks-nms) per image.
-    --boxes gt uses the people with annotated keypoints, boxes cleaned as the official code does.
+    --boxes gt uses the people with annotated keypoints, boxes cleaned as the official code does;
+    a person with an `lrp_crop` (`lrp mpii`: MPII's official centre and scale) is cut from that crop
+    as given, with no cleaning, aspect-ratio change or padding.
     The document's keypoint set must be the model's (COCO-17, or MPII-16 / CrowdPose-14 for those
     HRNets): the flip test swaps that set's joints, and OKS-NMS uses its sigmas (MPII and PoseTrack
     define none: one pose per box).
@@ -241,6 +244,7 @@ def pose_document(
         sr_spec, low, factor = sr
         upscaler = build_upscaler(sr_spec, factor, device=device, precision=precision)
         runner.crop_sr = (upscaler.upscale, low, factor)
+    crops = sum("center" in p for p in people)
     watch = Stopwatch(runner.device)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch, frames=frames)
     # Sets whose protocol defines no OKS (MPII, PoseTrack) keep one pose per box: no OKS-NMS.
@@ -251,12 +255,15 @@ def pose_document(
         "pose",
         {"model": model, "boxes": boxes, "det_threshold": det_threshold, "detections_file": detections_file, "decode": decode, "flip": runner.flip,
          "input_size": list(size), "warp": warp_used, "crop_sr": crop_sr, "crop_size": list(sr[1]) if sr else None, "record_argmax": record_argmax, "in_vis": in_vis, "oks_nms": oks_nms if sigmas is not None else None, "weights": str(weights) if weights else None,
-         **({"frames": spec.frames} if frames else {})},  # DESIGN: steps that use neighbouring frames say how many
+         **({"frames": spec.frames} if frames else {}),  # DESIGN: steps that use neighbouring frames say how many
+         **({"official_crops": crops} if crops else {})},  # people cut from their lrp_crop, not a box
     )
     record_timing(doc, watch, len({r["image_id"] for r in results}), len(results))
     if not quiet:
         n_images = len({p["image_id"] for p in people})
         extra = "".join(f", {n} {why}" for why, n in skipped.items() if n)
+        if crops:
+            extra += f", {crops} cut from their lrp_crop"
         if sigmas is None:
             extra += f" ({kset.name} defines no OKS: no OKS-NMS)"
         print(
@@ -400,7 +407,8 @@ def parse_size(text: str, option: str = "--input-size", smallest: int = 8) -> tu
 
 def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[list[dict], dict[str, int]]:
     """The person boxes to run on: [{image_id, bbox (as given), box (cleaned), score}] and
-    counts of what was skipped and why."""
+    counts of what was skipped and why. A GT person with an `lrp_crop` (the crop a dataset's
+    official test cuts, e.g. `lrp mpii`) also gets its `center` and `scale` (official_crop)."""
     from lrp.document import images_by_id, person_category_id
     from lrp.topdown import clean_gt_box
 
@@ -418,6 +426,10 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
                 continue
             if not isinstance(ann.get("bbox"), list) or len(ann["bbox"]) != 4:
                 raise LrpError(f"annotation {ann['id']} (image {ann['image_id']}) has keypoints but no [x, y, w, h] 'bbox'")
+            if "lrp_crop" in ann:
+                people.append({"image_id": ann["image_id"], "category_id": person, "bbox": list(ann["bbox"]), "box": list(ann["bbox"]),
+                               **official_crop(ann["lrp_crop"]), "score": 1.0})
+                continue
             img = imgs[ann["image_id"]]
             box = clean_gt_box(ann["bbox"], img["width"], img["height"], ann.get("area", 0))
             if box is None:
@@ -450,6 +462,34 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
             {"image_id": det["image_id"], "category_id": person, "bbox": list(bbox), "box": list(bbox), "score": float(det["score"])}
         )
     return people, dict(skipped)
+
+
+def official_crop(crop: dict) -> dict:
+    """An annotation's `lrp_crop` {center, size} as the official test's centre and scale.
+
+    The crop is cut as given: centre = its centre, scale = size / 200 (PIXEL_STD), with no GT-box
+    cleaning, no aspect-ratio change and no 1.25 padding (the size holds the padding already).
+    MPII's official test assumes a square model input (its s is [s, s]); for an input of another
+    aspect ratio lrp keeps the crop's scale and the warp fits its width to the input width, as
+    `get_affine_transform` does (it reads only the width), so the crop's height follows the
+    input's aspect ratio (a UDP model maps each axis of the scale). The values stay float64,
+    as MPII's `_get_db` holds them, and the crop is built from them in float64 (`points64`)."""
+    from lrp.heatmaps import PIXEL_STD
+
+    return {"center": [float(v) for v in crop["center"]], "scale": [float(v) / PIXEL_STD for v in crop["size"]]}
+
+
+def crop_params(runner, people: list[dict]):
+    """(centres (N, 2), scales (N, 2), points64 (N,)) of one image's people: an official crop's
+    own centre and scale (float64), else the box grown to the model's aspect ratio and padded."""
+    import numpy as np
+
+    center, scale = runner.centers_scales([p["box"] for p in people])
+    points64 = np.array(["center" in p for p in people], dtype=bool)
+    for i, p in enumerate(people):
+        if points64[i]:
+            center[i], scale[i] = p["center"], p["scale"]
+    return center, scale, points64
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,18 +562,18 @@ def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False
             return iid, None, str(e)
 
     results: list[dict] = []
-    # Crops of several images wait here until a batch is full: (people, centers, scales, crops).
-    pending: list[tuple[list[dict], np.ndarray, np.ndarray, torch.Tensor]] = []
+    # Crops of several images wait here until a batch is full: (people, centers, scales, points64, crops).
+    pending: list[tuple[list[dict], np.ndarray, np.ndarray, np.ndarray, torch.Tensor]] = []
     queued = 0
 
     def flush():
         nonlocal pending, queued
         if not pending:
             return
-        group, centers, scales, crops = zip(*pending)
+        group, centers, scales, points64, crops = zip(*pending)
         scale = np.concatenate(scales)
         with timed(watch):
-            kps = runner.predict(torch.cat(crops), np.concatenate(centers), scale)
+            kps = runner.predict(torch.cat(crops), np.concatenate(centers), scale, np.concatenate(points64))
         for p, k, s in zip((p for ps in group for p in ps), kps, scale):
             results.append({**p, "keypoints": k, "scale": s})
         pending, queued = [], 0
@@ -543,9 +583,9 @@ def estimate(doc: dict, people: list[dict], runner, *, workers=None, quiet=False
             failures.append(error)
             continue
         ps = by_image[iid]
-        center, scale = runner.centers_scales([p["box"] for p in ps])
+        center, scale, points64 = crop_params(runner, ps)
         image = torch.from_numpy(np.array(pixels, copy=True)).to(runner.device)
-        pending.append((ps, center, scale, runner.crops(image, center, scale)))
+        pending.append((ps, center, scale, points64, runner.crops(image, center, scale, points64)))
         queued += len(ps)
         if queued >= runner.batch_size:
             flush()

@@ -366,29 +366,31 @@ class TopDown:
     def centers_scales(self, boxes) -> tuple[np.ndarray, np.ndarray]:
         return box_to_center_scale(boxes, self.aspect_ratio, self.padding)
 
-    def crops(self, image: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> torch.Tensor:
+    def crops(self, image: torch.Tensor, center: np.ndarray, scale: np.ndarray, points64=None) -> torch.Tensor:
         """(N, 3, h, w) crops of grey levels for the people (center, scale) of one image.
 
         A window of frames stacked on channels (H, W, 3T, lrp.frames.StackedFrames) gives the
         SAME crop of every frame, stacked the same way (N, 3T, h, w): a temporal model sees the
-        box's region through time, the person moving inside it (PoseWarper, DCPose)."""
+        box's region through time, the person moving inside it (PoseWarper, DCPose).
+        `points64` marks the people whose centre and scale are float64 values (an official
+        crop, `lrp_crop`; lrp.heatmaps.crop_to_image); predict() takes the same marks."""
         if image.shape[-1] > 3:
-            return torch.cat([self.crops(image[..., c : c + 3], center, scale) for c in range(0, image.shape[-1], 3)], dim=1)
+            return torch.cat([self.crops(image[..., c : c + 3], center, scale, points64) for c in range(0, image.shape[-1], 3)], dim=1)
         if self.crop_sr is not None:
-            return self._sr_crops(image, center, scale)
-        return self._cut(image, center, scale, self.input_size)
+            return self._sr_crops(image, center, scale, points64)
+        return self._cut(image, center, scale, self.input_size, points64)
 
-    def _cut(self, image, center, scale, size) -> torch.Tensor:
-        m = crop_to_image(center, scale, size, udp=self.udp, inverse_of_forward=True, warp=self.warp)
+    def _cut(self, image, center, scale, size, points64=None) -> torch.Tensor:
+        m = crop_to_image(center, scale, size, udp=self.udp, inverse_of_forward=True, warp=self.warp, points64=points64)
         # In chunks: the integer warp holds a few int64 copies of the crops at once.
         chunks = [warp_crops(image, m[i : i + 64], size, self.warp) for i in range(0, len(m), 64)]
         return torch.cat(chunks) if chunks else warp_crops(image, m, size, self.warp)
 
-    def _sr_crops(self, image, center, scale) -> torch.Tensor:
+    def _sr_crops(self, image, center, scale, points64=None) -> torch.Tensor:
         """The same box cut at the low crop size, then super-resolved to the input size."""
         upscale, size, _ = self.crop_sr
         w, h = self.input_size
-        low = self._cut(image, center, scale, size)
+        low = self._cut(image, center, scale, size, points64)
         if len(low) == 0:
             return torch.zeros((0, 3, h, w), dtype=torch.float32, device=self.device)
         arrays = list(low.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy())
@@ -397,15 +399,15 @@ class TopDown:
             raise ValueError(f"the SR model gave {high.shape[2]}x{high.shape[1]} crops, not {w}x{h}")
         return torch.from_numpy(high).permute(0, 3, 1, 2).to(device=self.device, dtype=torch.float32)
 
-    def sr_shift(self, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def sr_shift(self, center: np.ndarray, scale: np.ndarray, points64=None) -> np.ndarray:
         """(N, 2) to add to keypoints decoded as if the SR crop were cut at the input size.
 
         SR crop pixel i is low crop pixel (i + 0.5)/s - 0.5 (SR grids are centre-aligned); the
         low crop's map is the input-size map's similarity times s, so the two maps into the
         image differ by a constant: low((0.5/s - 0.5, ...)) - high(0)."""
         _, size, s = self.crop_sr
-        high = crop_to_image(center, scale, self.input_size)
-        low = crop_to_image(center, scale, size)
+        high = crop_to_image(center, scale, self.input_size, points64=points64)
+        low = crop_to_image(center, scale, size, points64=points64)
         origin = np.full((len(center), 1, 2), 0.5 / s - 0.5)
         return apply_affine(origin, low)[:, 0] - high[:, :, 2]
 
@@ -416,7 +418,7 @@ class TopDown:
         out = self.model(batch.to(self.dtype))
         return tuple(o.float() for o in out) if isinstance(out, (tuple, list)) else out.float()
 
-    def predict(self, crops: torch.Tensor, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def predict(self, crops: torch.Tensor, center: np.ndarray, scale: np.ndarray, points64=None) -> np.ndarray:
         """Keypoints (N, K, 3) = (x, y, score) in the image for crops cut by `crops()`."""
         outputs = []
         for start in range(0, len(crops), self.batch_size):
@@ -436,11 +438,11 @@ class TopDown:
             out = tuple(torch.cat(part).cpu().numpy() for part in zip(*outputs))
         else:
             out = torch.cat(outputs).cpu().numpy()
-        keypoints = self.codec.decode(out, center, scale, self.input_size)
+        keypoints = self.codec.decode(out, center, scale, self.input_size, points64)
         if self.record_argmax:  # three more columns: the peak cell (x, y) and the cell's size
-            keypoints = np.concatenate([keypoints, self.codec.argmax(out, center, scale, self.input_size)], axis=-1)
+            keypoints = np.concatenate([keypoints, self.codec.argmax(out, center, scale, self.input_size, points64)], axis=-1)
         if self.crop_sr is not None:
-            shift = self.sr_shift(center, scale)[:, None, :]
+            shift = self.sr_shift(center, scale, points64)[:, None, :]
             keypoints[..., :2] += shift
             if self.record_argmax:
                 keypoints[..., 3:5] += shift

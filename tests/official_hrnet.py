@@ -2,8 +2,9 @@
 
 Written for the tests after leoxiaobin/deep-high-resolution-net.pytorch (`lib/utils/transforms.py`
 `get_affine_transform` + `cv2.warpAffine`, `lib/core/inference.py` `get_final_preds`, the flip
-test of `lib/core/function.py`), with the dtypes of the official code (float32 centre, scale and
-points, float64 matrices). Nothing here imports lrp.
+test of `lib/core/function.py`), with the dtypes of the official code (float32 points, float64
+matrices; centre and scale float32 as COCO's `_xywh2cs` makes them, or `dtype=np.float64` as
+MPII's `_get_db` holds them). Nothing here imports lrp.
 
 Run as a script (`python official_hrnet.py IN.npz OUT.npz`) it cuts the crops with whatever
 `cv2` that interpreter finds, so a test can get the crops of another OpenCV generation from a
@@ -17,12 +18,13 @@ import sys
 import numpy as np
 
 
-def affine(center, scale, size, inverse=False):
-    """`get_affine_transform(center, scale, 0, size, inv)`: three float32 point pairs."""
+def affine(center, scale, size, inverse=False, dtype=np.float32):
+    """`get_affine_transform(center, scale, 0, size, inv)`: three float32 point pairs, computed
+    from a centre and scale of `dtype` (the sums happen in it before the points are stored)."""
     import cv2
 
-    center = np.asarray(center, dtype=np.float32)
-    scale = np.asarray(scale, dtype=np.float32)
+    center = np.asarray(center, dtype=dtype)
+    scale = np.asarray(scale, dtype=dtype)
     src_w = (scale * 200.0)[0]
     w, h = size
     src = np.zeros((3, 2), dtype=np.float32)
@@ -37,10 +39,10 @@ def affine(center, scale, size, inverse=False):
     return cv2.getAffineTransform(dst, src) if inverse else cv2.getAffineTransform(src, dst)
 
 
-def crop(image_rgb, center, scale, size):
+def crop(image_rgb, center, scale, size, dtype=np.float32):
     import cv2
 
-    return cv2.warpAffine(image_rgb, affine(center, scale, size), (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR)
+    return cv2.warpAffine(image_rgb, affine(center, scale, size, dtype=dtype), (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR)
 
 
 def flip_test(heatmaps, flipped, pairs):
@@ -52,7 +54,7 @@ def flip_test(heatmaps, flipped, pairs):
     return (heatmaps + back) * 0.5
 
 
-def final_preds(heatmaps, centers, scales):
+def final_preds(heatmaps, centers, scales, dtype=np.float32):
     """`get_final_preds` with POST_PROCESS: argmax, a quarter pixel toward the higher neighbour,
     then `transform_preds` back to the image. Loops as the official code, float32 coordinates."""
     n, k, h, w = heatmaps.shape
@@ -72,7 +74,7 @@ def final_preds(heatmaps, centers, scales):
                 coords[i, j] += np.sign(diff) * 0.25
     preds = coords.copy()
     for i in range(n):
-        t = affine(centers[i], scales[i], (w, h), inverse=True)
+        t = affine(centers[i], scales[i], (w, h), inverse=True, dtype=dtype)
         for j in range(k):
             preds[i, j] = t @ np.array([coords[i, j, 0], coords[i, j, 1], 1.0])
     return preds, maxvals

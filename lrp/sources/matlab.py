@@ -25,20 +25,37 @@ _MAX_BYTES = 256 << 20  # far above any kernel file; stops zip bombs
 _MAX_DEPTH = 8
 
 
-def read_mat(data: bytes) -> dict[str, object]:
-    """Variable name -> float64 ndarray (numeric) or object ndarray of the same (cell)."""
+def read_mat(data: bytes, only=None) -> dict[str, object]:
+    """Variable name -> float64 ndarray (numeric) or object ndarray of the same (cell).
+
+    `only` (names): read just those variables and skip the others unparsed, so that a file
+    whose other variables are of a class this reader refuses (MPII's `gt_valid.mat` holds a cell
+    of joint names beside its matrices) still gives the ones asked for."""
     if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
         raise ValueError("not a MATLAB v5 .mat file (no v5 header; v7.3/HDF5 files are not read)")
     endian = "<" if data[126:128] == b"IM" else ">"
+    wanted = None if only is None else set(only)
     out: dict[str, object] = {}
     for typ, body in _elements(data, 128, len(data), endian):
         if typ == _MI_COMPRESSED:
             body = _inflate(body)
             typ, body = next(_elements(body, 0, len(body), endian), (None, b""))
         if typ == _MI_MATRIX:
+            if wanted is not None and _matrix_name(body, endian) not in wanted:
+                continue
             name, value = _matrix(body, endian, 0)
             out[name] = value
     return out
+
+
+def _matrix_name(body: bytes, endian: str) -> str:
+    """The name of a matrix element, from its first three sub-elements only."""
+    parts = []
+    for part in _elements(body, 0, len(body), endian):
+        parts.append(part)
+        if len(parts) == 3:
+            return part[1].decode("latin1")
+    raise ValueError("a matrix element without flags, dimensions and name")
 
 
 def _inflate(body: bytes) -> bytes:
