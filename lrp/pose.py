@@ -408,7 +408,7 @@ def parse_size(text: str, option: str = "--input-size", smallest: int = 8) -> tu
 def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[list[dict], dict[str, int]]:
     """The person boxes to run on: [{image_id, bbox (as given), box (cleaned), score}] and
     counts of what was skipped and why. A GT person with an `lrp_crop` (the crop a dataset's
-    official test cuts, e.g. `lrp mpii`) also gets its `center` and `scale` (official_crop)."""
+    official test cuts, e.g. `lrp mpii`) also gets its `center` and `scale` (crop_center_scale)."""
     from lrp.document import images_by_id, person_category_id
     from lrp.topdown import clean_gt_box
 
@@ -428,7 +428,7 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
                 raise LrpError(f"annotation {ann['id']} (image {ann['image_id']}) has keypoints but no [x, y, w, h] 'bbox'")
             if "lrp_crop" in ann:
                 people.append({"image_id": ann["image_id"], "category_id": person, "bbox": list(ann["bbox"]), "box": list(ann["bbox"]),
-                               **official_crop(ann["lrp_crop"]), "score": 1.0})
+                               **crop_center_scale(ann["lrp_crop"]), "score": 1.0})
                 continue
             img = imgs[ann["image_id"]]
             box = clean_gt_box(ann["bbox"], img["width"], img["height"], ann.get("area", 0))
@@ -464,7 +464,7 @@ def collect_people(doc: dict, boxes: str, det_threshold: float = 0.0) -> tuple[l
     return people, dict(skipped)
 
 
-def official_crop(crop: dict) -> dict:
+def crop_center_scale(crop: dict) -> dict:
     """An annotation's `lrp_crop` {center, size} as the official test's centre and scale.
 
     The crop is cut as given: centre = its centre, scale = size / 200 (PIXEL_STD), with no GT-box
