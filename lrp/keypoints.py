@@ -185,26 +185,24 @@ def oks_sigmas(doc: dict, name: str = "document") -> tuple[float, ...]:
     return sigmas
 
 
-def sigmas_source(doc: dict, name: str = "document") -> str:
-    """Whose sigmas `oks_sigmas` gives, for the provenance line: a set's name, or the category's own."""
-    from lrp.document import person_category_id
-
-    oks_sigmas(doc, name)
-    cat_id = person_category_id(doc)
-    cat = next(c for c in doc["categories"] if c["id"] == cat_id)
-    own = (cat.get("lrp") or {}).get("sigmas")
-    kset = find_set(cat) if cat.get("keypoints") else COCO_17
-    if kset is None:
-        return "the category's own lrp.sigmas" if own is not None else "coco-17 (17 keypoints of no known set)"
-    return f"{kset.name} (the category's own lrp.sigmas)" if own is not None and tuple(own) != kset.sigmas else kset.name
+def oks_sigmas_if_defined(doc: dict, name: str = "document") -> tuple[float, ...] | None:
+    """`oks_sigmas`, or None where OKS is not defined (malformed `lrp.sigmas` still raise)."""
+    return _sigmas(doc, name)[0]
 
 
 def defines_oks(doc: dict, name: str = "document") -> bool:
     """Whether OKS is defined for the document's people (malformed `lrp.sigmas` still raise)."""
-    return _sigmas(doc, name)[0] is not None
+    return oks_sigmas_if_defined(doc, name) is not None
+
+
+def sigmas_source(doc: dict, name: str = "document") -> str:
+    """Whose sigmas `oks_sigmas` gives, for the provenance line: a set's name, or the category's own."""
+    oks_sigmas(doc, name)
+    return _sigmas(doc, name)[1]
 
 
 def _sigmas(doc: dict, name: str) -> tuple[tuple[float, ...] | None, str]:
+    """(sigmas, whose they are) where OKS is defined, else (None, why not)."""
     from lrp.document import person_category_id
 
     cat_id = person_category_id(doc)
@@ -218,14 +216,17 @@ def _sigmas(doc: dict, name: str) -> tuple[tuple[float, ...] | None, str]:
             isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in given
         ):
             raise LrpError(f"{name}: categories[{index}].lrp.sigmas must be {n} positive numbers, one per keypoint")
-        return tuple(float(v) for v in given), ""
+        own = tuple(float(v) for v in given)
+        if kset is None:
+            return own, "the category's own lrp.sigmas"
+        return own, kset.name if own == kset.sigmas else f"{kset.name} (the category's own lrp.sigmas)"
     if kset is None:
         if n == len(COCO_17.keypoints):
-            return COCO_17.sigmas, ""
+            return COCO_17.sigmas, "coco-17 (17 keypoints of no known set)"
         return None, f"{name}: categories[{index}].keypoints ({n} names) are no known set and give no lrp.sigmas for OKS"
     if kset.sigmas is None:
         return None, (
             f"{name}: {kset.name} defines no OKS sigmas, so OKS (COCO AP) is not defined for its keypoints: "
             f"score them with `lrp pck`, or give categories[{index}].lrp.sigmas"
         )
-    return kset.sigmas, ""
+    return kset.sigmas, kset.name

@@ -220,7 +220,7 @@ def pose_document(
     (after `detections_file`, which covers every image).
     """
     from lrp.document import add_history, derive
-    from lrp.keypoints import defines_oks, oks_sigmas
+    from lrp.keypoints import oks_sigmas_if_defined
     from lrp.shard import apply_shard
     from lrp.timing import Stopwatch, record_timing
 
@@ -248,7 +248,7 @@ def pose_document(
     watch = Stopwatch(runner.device)
     results, failures = estimate(doc, people, runner, workers=workers, quiet=quiet, keep_going=keep_going, watch=watch, frames=frames)
     # Sets whose protocol defines no OKS (MPII, PoseTrack) keep one pose per box: no OKS-NMS.
-    sigmas = oks_sigmas(doc) if defines_oks(doc) else None
+    sigmas = oks_sigmas_if_defined(doc)
     doc["lrp"]["poses"] = finish(results, in_vis=in_vis, oks_threshold=oks_nms if sigmas is not None else None, sigmas=sigmas)
     add_history(
         doc,
