@@ -51,3 +51,14 @@ def run_lrp(runner: CliRunner, args: list[str], input: str | None = None):
 
 def load_json(text: str):
     return json.loads(text)
+
+
+def snapshot(root) -> dict[str, str]:
+    """Every file under `root` (links not followed) with the sha256 of its bytes: equal before
+    and after a refused command means nothing was written, changed or removed."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes() if not p.is_symlink() else str(p.readlink()).encode()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}

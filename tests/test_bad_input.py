@@ -17,6 +17,7 @@ from PIL import Image
 
 from lrp.errors import LrpError
 from tests.conftest import REPO, run_lrp
+from tests.conftest import snapshot as _snapshot
 from tests.test_detect import random_centernet, small_input  # noqa: F401 (fixtures)
 from tests.test_pose import tiny_model  # noqa: F401 (fixture)
 
@@ -301,10 +302,6 @@ PER_IMAGE = {"png declaring 30000x30000", "png of 10000x10000 (a PIL warning) an
 NEEDLE_TOO = {"png declaring 30000x30000": "decompression bomb", "32-bit image": "32-bit integer images (mode I) are not supported"}
 
 
-def _snapshot(root: Path) -> dict[str, str]:
-    """Every file under `root` (links not followed) with the sha256 of its bytes."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes() if not p.is_symlink() else str(p.readlink()).encode()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))

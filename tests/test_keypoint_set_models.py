@@ -20,7 +20,7 @@ from lrp import keypoints as kp
 from lrp.document import adopt
 from lrp.models import REGISTRY, WeightsInfo
 from lrp.models.pose_zoo import PoseSpec
-from tests.conftest import run_lrp
+from tests.conftest import run_lrp, snapshot
 from test_keypoint_sets import synthetic
 from test_warp import tiny_hrnet_with_stats
 
@@ -233,8 +233,10 @@ def test_bad_sets_and_sigmas(runner, tmp_path, set_model, val4):
     doc, _ = synthetic(kp.MPII_16, crowd=False)
     path = tmp_path / "mpii.json"
     path.write_text(json.dumps(doc))
+    before = snapshot(tmp_path)
     res = run_lrp(runner, ["evaluate", str(path), "-q"])
     assert res.exit_code == 1
+    assert snapshot(tmp_path) == before
     assert res.stderr.strip().splitlines() == [
         f"lrp evaluate: error: {path}: mpii-16 defines no OKS sigmas, so OKS (COCO AP) is not defined for its keypoints: "
         "score them with `lrp pck`, or give categories[0].lrp.sigmas"
@@ -243,13 +245,18 @@ def test_bad_sets_and_sigmas(runner, tmp_path, set_model, val4):
     crowd = crowd_doc()
     crowd["categories"][0]["lrp"]["sigmas"] = [0.1] * 13
     path.write_text(json.dumps(crowd))
+    before = snapshot(tmp_path)
     res = run_lrp(runner, ["evaluate", str(path), "-q"])
     assert res.exit_code == 1
+    assert snapshot(tmp_path) == before
     assert "categories[0].lrp.sigmas must be 14 positive numbers" in res.stderr
     # A COCO document through an MPII model, and one whose category names no keypoints.
     model, _ = set_model("mpii-16")
-    res = pose_run(runner, tmp_path, val4, model)
+    (tmp_path / "in.json").write_text(json.dumps(val4))
+    before = snapshot(tmp_path)
+    res = pose_run(runner, tmp_path, val4, model)  # rewrites in.json with the same bytes
     assert res.exit_code == 1
+    assert snapshot(tmp_path) == before
     assert res.stderr.strip() == "lrp pose: error: document: categories[0].keypoints are coco-17, not the mpii-16 this needs"
     bare = json.loads(json.dumps(val4))
     bare["categories"][0].pop("keypoints")

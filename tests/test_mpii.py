@@ -24,7 +24,7 @@ from lrp.keypoints import MPII_16
 from lrp.sources.matlab import read_mat
 from matv5 import savemat
 from test_keypoint_set_models import OFFICIAL_PAIRS, SIZE, set_model  # noqa: F401 (set_model: a fixture)
-from tests.conftest import run_lrp
+from tests.conftest import run_lrp, snapshot
 
 cv2 = pytest.importorskip("cv2")
 
@@ -379,10 +379,11 @@ def _drop(entries, i, key):
 def test_bad_valid_json(runner, tmp_path, change, message):
     files, _, _ = make_files(tmp_path)
     _rewrite_valid(files, change)
+    before = snapshot(tmp_path)
     res = import_mpii(runner, files, tmp_path / "out.json")
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [f"lrp mpii: error: {message.format(valid=files['valid'])}"]
-    assert not (tmp_path / "out.json").exists()
+    assert snapshot(tmp_path) == before  # nothing written, the inputs untouched
 
 
 @pytest.mark.parametrize("case", ["fewer", "no headboxes", "nan head", "nan joint"])
@@ -405,21 +406,23 @@ def test_bad_gt_valid_mat(runner, tmp_path, case):
         gt["pos_gt_src"][present, 1, 2] = np.nan
         message = f"{files['gt']}: pos_gt_src[{present}, :, 2] (person 2, {MPII_16.keypoints[present]}) is not finite"
     savemat(files["gt"], gt)
+    before = snapshot(tmp_path)
     res = import_mpii(runner, files, tmp_path / "out.json")
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [f"lrp mpii: error: {message}"]
-    assert not (tmp_path / "out.json").exists()
+    assert snapshot(tmp_path) == before
 
 
 def test_missing_image_and_options(runner, tmp_path):
     files, _, _ = make_files(tmp_path)
     (files["images"] / "000000002.png").unlink()
+    before = snapshot(tmp_path)
     res = import_mpii(runner, files, tmp_path / "out.json")
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [
         f"lrp mpii: error: {(files['images'] / '000000002.png').resolve()}: no such image (entry 2 of {files['valid']})"
     ]
-    assert not (tmp_path / "out.json").exists()
+    assert snapshot(tmp_path) == before
     res = run_lrp(runner, ["mpii", str(files["valid"]), "-o", str(tmp_path / "out.json")])
     assert res.exit_code == 2 and res.stderr.strip() == "lrp mpii: error: --images DIR is needed: the folder of MPII's images (the file names in valid.json)"
 
@@ -432,8 +435,10 @@ def test_malformed_lrp_crop_is_refused_when_read(runner, tmp_path, crop):
     doc["annotations"][2]["lrp_crop"] = crop
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
+    before = snapshot(tmp_path)
     res = run_lrp(runner, ["degrade", "--scale", "0.5", str(path), "-q", "--out-dir", str(tmp_path / "lr"), "-o", str(tmp_path / "lr.json")])
     assert res.exit_code == 1
+    assert snapshot(tmp_path) == before
     assert res.stderr.strip().splitlines() == [
         f"lrp degrade: error: {path}: annotation 3 (image 2): key 'lrp_crop' must be "
         f'{{"center": [x, y], "size": [w, h]}} of finite numbers with w, h > 0, got {crop!r}'
